@@ -1,0 +1,294 @@
+"""The three targets a profile writes, their fields and the rules each value must meet.
+
+Everything here is pure: it turns the strings that variables produce into the values the
+store holds, or says precisely which field is wrong. Secrets (password, PIN) are only
+checked here; hashing happens when a record is written, and only when it changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pbx_connector.domain.phone import PhoneNormaliser
+from pbx_connector.errors import RecordError
+
+Kind = Literal[
+    "text",
+    "phone",
+    "email",
+    "username",
+    "extension",
+    "secret",
+    "pin",
+    "auth",
+    "roles",
+    "bool",
+    "code",
+    "owner",
+    "url",
+]
+
+ADMIN_USERNAME = "admin"
+AUTH_METHODS = ("internal", "ldap", "none")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: Kind = "text"
+    required: bool = False
+    max_length: int = 255
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    label: str
+    fields: tuple[FieldSpec, ...]
+    default_key: tuple[str, ...]
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def phone_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.kind == "phone")
+
+    @property
+    def secret_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.kind in ("secret", "pin"))
+
+    def spec(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def describe(self, values: Mapping[str, Any]) -> str:
+        """A short human name for a record in plans and messages."""
+        if self.name == "users":
+            return str(values.get("username") or "")
+        if self.name == "speeddials":
+            return f"{values.get('code')} → {values.get('number')}"
+        return str(values.get("displayname") or "")
+
+
+USERS = TargetSpec(
+    name="users",
+    label="user",
+    default_key=("username",),
+    fields=(
+        FieldSpec(
+            "username",
+            "username",
+            required=True,
+            max_length=64,
+            description="login name; stored in lower case",
+        ),
+        FieldSpec("displayname", max_length=80),
+        FieldSpec("givenname"),
+        FieldSpec("surname"),
+        FieldSpec("email", "email"),
+        FieldSpec(
+            "extension",
+            "extension",
+            max_length=20,
+            description="internal extension; unique when set",
+        ),
+        FieldSpec("mobile", "phone", max_length=40),
+        FieldSpec("homephone", "phone", max_length=40),
+        FieldSpec("fax", "phone", max_length=40),
+        FieldSpec("organisation"),
+        FieldSpec("job"),
+        FieldSpec("password", "secret", max_length=1024, description="stored as an argon2 hash"),
+        FieldSpec("pin", "pin", max_length=12, description="digits; stored hashed"),
+        FieldSpec("auth", "auth", max_length=16, description="internal, ldap or none"),
+        FieldSpec(
+            "roles", "roles", max_length=1024, description="comma-separated list of role names"
+        ),
+        FieldSpec("enabled", "bool", max_length=8, description="true/false, yes/no, 1/0"),
+    ),
+)
+
+PHONEBOOK = TargetSpec(
+    name="phonebook",
+    label="phonebook entry",
+    default_key=("displayname", "phone"),
+    fields=(
+        FieldSpec("displayname", required=True, max_length=80),
+        FieldSpec("phone", "phone", max_length=40),
+        FieldSpec("givenname"),
+        FieldSpec("surname"),
+        FieldSpec("organisation"),
+        FieldSpec("email", "email"),
+        FieldSpec("mobile", "phone", max_length=40),
+        FieldSpec("homephone", "phone", max_length=40),
+        FieldSpec("fax", "phone", max_length=40),
+        FieldSpec("notes", max_length=4000),
+        FieldSpec("homepage", "url", max_length=1024),
+        FieldSpec("customernumber", max_length=64),
+        FieldSpec(
+            "owner",
+            "owner",
+            max_length=64,
+            description="empty: global phonebook; a username: that user's private one",
+        ),
+    ),
+)
+
+SPEEDDIALS = TargetSpec(
+    name="speeddials",
+    label="speed dial",
+    default_key=("code",),
+    fields=(
+        FieldSpec("code", "code", required=True, max_length=16, description="digits, * or #"),
+        FieldSpec("number", "phone", required=True, max_length=40),
+        FieldSpec("displayname", max_length=80),
+    ),
+)
+
+TARGETS: dict[str, TargetSpec] = {t.name: t for t in (USERS, PHONEBOOK, SPEEDDIALS)}
+
+_USERNAME = re.compile(r"[\w.@+\-]+")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_EXTENSION = re.compile(r"[0-9*#]+")
+_CODE = re.compile(r"[0-9*#]+")
+_PIN = re.compile(r"[0-9]{4,12}")
+_ROLE_SPLIT = re.compile(r"[,;\s]+")
+_TRUE = {"1", "true", "yes", "y", "on", "ja", "j", "enabled"}
+_FALSE = {"0", "false", "no", "n", "off", "nein", "disabled"}
+
+
+def target(name: str) -> TargetSpec:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise KeyError(f"unknown target {name!r}") from None
+
+
+def parse_bool(value: str) -> bool | None:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    return None
+
+
+@dataclass
+class CleanRecord:
+    """A validated record: values ready for the store (secrets still in plain text),
+    the E.164 forms of its numbers, and remarks worth telling the user."""
+
+    values: dict[str, Any]
+    e164: dict[str, str | None]
+    warnings: list[tuple[str, str]]
+
+
+def clean_record(
+    spec: TargetSpec,
+    raw: Mapping[str, str],
+    normaliser: PhoneNormaliser,
+    *,
+    partial: bool = False,
+) -> CleanRecord:
+    """Validate and normalise the string values of one record.
+
+    Raises `RecordError` naming the field. With `partial`, only the given fields are
+    checked (a hand edit of some fields); otherwise missing fields are empty.
+    """
+    values: dict[str, Any] = {}
+    e164: dict[str, str | None] = {}
+    warnings: list[tuple[str, str]] = []
+    names = [n for n in spec.field_names if n in raw] if partial else spec.field_names
+    for name in names:
+        f = spec.spec(name)
+        text = raw.get(name, "")
+        text = "" if text is None else str(text).strip()
+        if not text:
+            if f.required:
+                raise RecordError("is empty but required", field=name)
+            values[name] = _empty(f)
+            if f.kind == "phone":
+                e164[name] = None
+            continue
+        if len(text) > f.max_length:
+            raise RecordError(
+                f"is {len(text)} characters long, at most {f.max_length} are allowed", field=name
+            )
+        values[name] = _convert(f, text, warnings)
+        if f.kind == "phone":
+            n = normaliser.normalise(text)
+            e164[name] = n.e164
+            if n.problem:
+                warnings.append((name, f"{text!r} kept as given: {n.problem}"))
+    return CleanRecord(values, e164, warnings)
+
+
+def _empty(f: FieldSpec) -> Any:
+    if f.kind == "roles":
+        return []
+    if f.kind == "bool":
+        return True
+    if f.kind == "auth":
+        return "internal"
+    if f.kind in ("extension", "secret", "pin"):
+        return None
+    return ""
+
+
+def _convert(f: FieldSpec, text: str, warnings: list[tuple[str, str]]) -> Any:
+    kind = f.kind
+    if kind in ("text", "phone", "url"):
+        return text
+    if kind == "username" or kind == "owner":
+        lowered = text.lower()
+        if not _USERNAME.fullmatch(lowered):
+            raise RecordError(
+                f"{text!r} is not a valid username (letters, digits and . _ @ + - only)",
+                field=f.name,
+            )
+        if lowered != text and kind == "username":
+            warnings.append((f.name, f"{text!r} stored in lower case as {lowered!r}"))
+        return lowered
+    if kind == "email":
+        if not _EMAIL.fullmatch(text):
+            raise RecordError(f"{text!r} is not a valid e-mail address", field=f.name)
+        return text
+    if kind == "extension":
+        if not _EXTENSION.fullmatch(text):
+            raise RecordError(f"{text!r} is not an extension (digits, * and # only)", field=f.name)
+        return text
+    if kind == "code":
+        if not _CODE.fullmatch(text):
+            raise RecordError(
+                f"{text!r} is not a speed dial code (digits, * and # only)", field=f.name
+            )
+        return text
+    if kind == "pin":
+        if not _PIN.fullmatch(text):
+            raise RecordError("must be 4 to 12 digits", field=f.name)
+        return text
+    if kind == "secret":
+        return text
+    if kind == "auth":
+        method = text.lower()
+        if method not in AUTH_METHODS:
+            raise RecordError(
+                f"{text!r} is not an authentication method ({', '.join(AUTH_METHODS)})",
+                field=f.name,
+            )
+        return method
+    if kind == "roles":
+        return sorted({r for r in _ROLE_SPLIT.split(text) if r})
+    if kind == "bool":
+        value = parse_bool(text)
+        if value is None:
+            raise RecordError(f"{text!r} is not true or false", field=f.name)
+        return value
+    raise AssertionError(kind)

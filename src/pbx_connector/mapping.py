@@ -1,0 +1,232 @@
+"""Pre-filter and variables: Jinja2 expressions over a row, compiled once, run per row.
+
+Expressions run in Jinja2's sandbox: user input is never given to eval/exec, and the
+sandbox refuses attribute tricks that reach Python internals. A row's fields are visible
+by name (`{{ givenname }}`) and the whole row as `row` (`{{ row["Telefon geschäftlich"] }}`)
+for names that are not identifiers.
+
+Most variables are plain references (`{{ phone }}`) or references joined by text
+(`{{ givenname }} {{ surname }}`). Rendering those through Jinja costs microseconds a
+field, which dominates a large import, so they are compiled to direct lookups; anything
+else (filters, conditions) renders through the sandbox. Both give the same strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+from pbx_connector.errors import ExpressionError, RowError
+
+ROW_NAME = "row"
+
+
+def _finalize(value: Any) -> Any:
+    # Multi-valued attributes arrive as lists; a field wants text.
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return value
+
+
+def _as_text(value: Any) -> str:
+    return str(_finalize(value))
+
+
+_ENV = SandboxedEnvironment(
+    undefined=jinja2.StrictUndefined,
+    finalize=_finalize,
+    autoescape=False,
+    keep_trailing_newline=False,
+)
+
+Part = Callable[[Mapping[str, Any]], str]
+
+
+@dataclass
+class Expression:
+    """One compiled variable: its source text, the row fields it reads, and how to render."""
+
+    name: str
+    text: str
+    fields: set[str]
+    render: Callable[[Mapping[str, Any]], str]
+
+
+def _compile_error(what: str, text: str, exc: jinja2.TemplateSyntaxError) -> ExpressionError:
+    return ExpressionError(f"{exc.message} (in {text!r})", field=what)
+
+
+def _referenced_fields(ast: nodes.Template) -> set[str]:
+    names = set(meta.find_undeclared_variables(ast)) - {ROW_NAME}
+    for node in ast.find_all(nodes.Getitem):
+        if (
+            isinstance(node.node, nodes.Name)
+            and node.node.name == ROW_NAME
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str)
+        ):
+            names.add(node.arg.value)
+    return names
+
+
+def _fast_parts(ast: nodes.Template) -> list[str | tuple[str]] | None:
+    """Text pieces and field lookups, when the template is nothing more than that."""
+    if len(ast.body) == 0:
+        return []
+    if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
+        return None
+    parts: list[str | tuple[str]] = []
+    for node in ast.body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            parts.append(node.data)
+        elif isinstance(node, nodes.Name) and node.name != ROW_NAME:
+            parts.append((node.name,))
+        elif (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.node, nodes.Name)
+            and node.node.name == ROW_NAME
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str)
+        ):
+            parts.append((node.arg.value,))
+        else:
+            return None
+    return parts
+
+
+def _lookup(name: str) -> Part:
+    def get(row: Mapping[str, Any]) -> str:
+        try:
+            return _as_text(row[name])
+        except KeyError:
+            raise RowError(f"the row has no field {name!r}", field=name) from None
+
+    return get
+
+
+def _constant(text: str) -> Part:
+    return lambda row: text
+
+
+def _fast_renderer(parts: list[str | tuple[str]]) -> Callable[[Mapping[str, Any]], str]:
+    if not parts:
+        return lambda row: ""
+    if len(parts) == 1:
+        only = parts[0]
+        if isinstance(only, str):
+            return lambda row: only
+        return _lookup(only[0])
+    pieces: list[Part] = []
+    for p in parts:
+        if isinstance(p, str):
+            pieces.append(_constant(p))
+        else:
+            pieces.append(_lookup(p[0]))
+    return lambda row: "".join(piece(row) for piece in pieces)
+
+
+def compile_variable(name: str, text: str) -> Expression:
+    """Compile one variable template; a syntax error names the variable."""
+    try:
+        ast = _ENV.parse(text)
+        template = _ENV.from_string(ast)
+    except jinja2.TemplateSyntaxError as exc:
+        raise _compile_error(name, text, exc) from None
+    fields = _referenced_fields(ast)
+    parts = _fast_parts(ast)
+    if parts is not None:
+        return Expression(name, text, fields, _fast_renderer(parts))
+
+    def render(row: Mapping[str, Any]) -> str:
+        try:
+            return template.render({**row, ROW_NAME: row})
+        except jinja2.UndefinedError as exc:
+            raise RowError(str(exc.message), field=name) from None
+        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as e:
+            raise RowError(str(e), field=name) from None
+
+    return Expression(name, text, fields, render)
+
+
+def compile_prefilter(text: str) -> Expression | None:
+    """Compile the pre-filter: a boolean expression; empty means every row passes."""
+    if not text or not text.strip():
+        return None
+    source = text.strip()
+    try:
+        ast = _ENV.parse("{{ (" + source + ") }}")
+        evaluate = _ENV.compile_expression(source, undefined_to_none=False)
+    except jinja2.TemplateSyntaxError as exc:
+        raise _compile_error("pre-filter", source, exc) from None
+    fields = _referenced_fields(ast)
+
+    def render(row: Mapping[str, Any]) -> str:
+        try:
+            return "1" if evaluate({**row, ROW_NAME: row}) else ""
+        except jinja2.UndefinedError as exc:
+            raise RowError(str(exc.message), field="pre-filter") from None
+        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as e:
+            raise RowError(str(e), field="pre-filter") from None
+
+    return Expression("pre-filter", source, fields, render)
+
+
+@dataclass
+class RowMapper:
+    """A profile's pre-filter and variables, compiled once per run."""
+
+    variables: dict[str, Expression]
+    prefilter: Expression | None = None
+    _items: list[tuple[str, Callable[[Mapping[str, Any]], str]]] = field(
+        init=False, repr=False, default_factory=list
+    )
+
+    def __post_init__(self) -> None:
+        self._items = [(n, e.render) for n, e in self.variables.items()]
+
+    @classmethod
+    def compile(cls, variables: Mapping[str, str], prefilter: str = "") -> RowMapper:
+        return cls(
+            {name: compile_variable(name, text) for name, text in variables.items()},
+            compile_prefilter(prefilter),
+        )
+
+    def fields_used(self) -> set[str]:
+        used: set[str] = set()
+        for e in self.variables.values():
+            used |= e.fields
+        if self.prefilter:
+            used |= self.prefilter.fields
+        return used
+
+    def missing_fields(self, available: Iterable[str]) -> list[tuple[str, str]]:
+        """(expression name, field) for each field an expression reads that the source lacks."""
+        have = set(available)
+        missing: list[tuple[str, str]] = []
+        expressions = list(self.variables.values())
+        if self.prefilter:
+            expressions.append(self.prefilter)
+        for e in expressions:
+            missing.extend((e.name, f) for f in sorted(e.fields - have))
+        return missing
+
+    def accepts(self, row: Mapping[str, Any]) -> bool:
+        return self.prefilter is None or bool(self.prefilter.render(row))
+
+    def apply(self, row: Mapping[str, Any]) -> dict[str, str]:
+        return {name: render(row) for name, render in self._items}
+
+
+def check_expression(name: str, text: str) -> None:
+    """Raise ExpressionError now, when a variable or pre-filter is set, not mid-run."""
+    if name == "pre-filter":
+        compile_prefilter(text)
+    else:
+        compile_variable(name, text)

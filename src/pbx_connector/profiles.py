@@ -1,0 +1,225 @@
+"""Making and changing profiles: every setting is checked when it is set, not mid-run."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pbx_connector.domain.phone import is_valid_region
+from pbx_connector.domain.targets import TARGETS
+from pbx_connector.errors import ConfigError, PbxConnectorError, UsageError
+from pbx_connector.mapping import check_expression, compile_variable
+from pbx_connector.sources.csv import CsvOptions
+from pbx_connector.sources.registry import open_source
+from pbx_connector.store.profiles import Profile
+from pbx_connector.sync.plan import delete_limit
+from pbx_connector.templates import Template, all_settings, get_template
+
+MODES = ("update", "mirror")
+EXPORT_FORMAT = "pbx-connector-profile"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def parse_assignments(items: Iterable[str], what: str = "KEY=VALUE") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"{item!r} is not {what}")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        if not k:
+            raise UsageError(f"{item!r} has no name before '='")
+        out[k] = v
+    return out
+
+
+def new_profile(
+    name: str, template_name: str, mode: str | None, assignments: Mapping[str, str]
+) -> tuple[Profile, list[str]]:
+    """A profile from a template. Returns it and notes worth showing the user."""
+    if not _NAME.fullmatch(name):
+        raise UsageError(
+            f"{name!r} is not a valid profile name (letters, digits, . _ -; "
+            "starting with a letter or digit)"
+        )
+    template = get_template(template_name)
+    if not template.available:
+        raise UsageError(f"the template {template.name!r} is {template.description}")
+    defaults = {s.name: s.default for s in all_settings(template) if not s.secret}
+    defaults["key"] = template.key
+    profile = Profile(
+        name=name,
+        template=template.name,
+        target=template.target,
+        source=template.source,
+        mode=check_mode(mode or "mirror"),
+        settings=defaults,
+        variables=dict(template.variables),
+        prefilter=template.prefilter,
+    )
+    apply_settings(profile, assignments)
+    for s in all_settings(template):
+        if s.required and not (profile.settings.get(s.name) or profile.secrets.get(s.name)):
+            raise UsageError(
+                f"the template {template.name!r} needs the setting {s.name!r} "
+                f"(--set {s.name}=…): {s.description}",
+                field=s.name,
+            )
+    notes = fit_variables_to_source(profile)
+    return profile, notes
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UsageError(f"mode must be one of {', '.join(MODES)}, not {mode!r}", field="mode")
+    return mode
+
+
+def apply_settings(profile: Profile, assignments: Mapping[str, str]) -> None:
+    template = get_template(profile.template)
+    specs = {s.name: s for s in all_settings(template)}
+    for key, value in assignments.items():
+        if key == "mode":
+            profile.mode = check_mode(value)
+            continue
+        spec = specs.get(key)
+        if spec is None:
+            allowed = ", ".join(["mode", *specs])
+            raise UsageError(
+                f"unknown setting {key!r} for a {template.name} profile; settings: {allowed}",
+                field=key,
+            )
+        if (
+            spec.choices
+            and value not in spec.choices
+            and not (key == "delimiter" and len(value) == 1)
+        ):
+            raise UsageError(f"{key} must be one of {', '.join(spec.choices)}", field=key)
+        if spec.secret:
+            if value:
+                profile.secrets[key] = value
+            else:
+                profile.secrets.pop(key, None)
+        else:
+            profile.settings[key] = value
+    validate_settings(profile, template)
+
+
+def validate_settings(profile: Profile, template: Template) -> None:
+    s = profile.settings
+    if template.source == "csv":
+        CsvOptions.from_settings(s)
+    delete_limit(s.get("max_delete", "10%"), 0)
+    region = s.get("region", "")
+    if region and not is_valid_region(region):
+        raise ConfigError(f"{region!r} is not a country code phonenumbers knows", field="region")
+    prefix = s.get("outside_line_prefix", "")
+    if prefix and not prefix.isdigit():
+        raise ConfigError("the outside-line prefix must be digits", field="outside_line_prefix")
+    spec = TARGETS[profile.target]
+    for k in (n.strip() for n in s.get("key", "").split(",")):
+        if k and k in spec.field_names and not profile.variables.get(k, "").strip():
+            raise ConfigError(f"the key field {k!r} has no variable; set one first", field="key")
+
+
+def set_variables(profile: Profile, assignments: Mapping[str, str]) -> None:
+    spec = TARGETS[profile.target]
+    for name, text in assignments.items():
+        if name not in spec.field_names:
+            raise UsageError(
+                f"{name!r} is not a field of a {spec.label}; fields: {', '.join(spec.field_names)}",
+                field=name,
+            )
+        if spec.spec(name).required and not text.strip():
+            raise UsageError(f"{name!r} is required and cannot be empty", field=name)
+        check_expression(name, text)
+        profile.variables[name] = text
+
+
+def set_prefilter(profile: Profile, text: str) -> None:
+    check_expression("pre-filter", text)
+    profile.prefilter = text.strip()
+
+
+def fit_variables_to_source(profile: Profile) -> list[str]:
+    """When the source can be read now, empty the default variables that name columns it
+    does not have (and say so), so that the first run does not fail on them."""
+    try:
+        source = open_source(profile.source, profile.settings, profile.secrets)
+        fields = set(source.fields())
+    except PbxConnectorError as exc:
+        return [f"could not read the source yet ({exc}); variables are the template's"]
+    notes: list[str] = []
+    spec = TARGETS[profile.target]
+    for name, text in list(profile.variables.items()):
+        if not text.strip():
+            continue
+        missing = compile_variable(name, text).fields - fields
+        if not missing:
+            continue
+        if spec.spec(name).required:
+            notes.append(
+                f"variable {name!r} needs the column {sorted(missing)[0]!r}, which "
+                "the source lacks: set it with 'profile variables'"
+            )
+            continue
+        profile.variables[name] = ""
+        notes.append(
+            f"variable {name!r} left empty: the source has no column {sorted(missing)[0]!r}"
+        )
+    return notes
+
+
+def export_profile(profile: Profile) -> str:
+    data: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "version": 1,
+        "name": profile.name,
+        "template": profile.template,
+        "mode": profile.mode,
+        "settings": dict(profile.settings),
+        "variables": dict(profile.variables),
+        "prefilter": profile.prefilter,
+    }
+    if profile.secrets:
+        data["secrets_not_exported"] = sorted(profile.secrets)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def import_profile(text: str, name: str | None, origin: str) -> Profile:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"not a profile export: {exc.msg}", source=origin, line=exc.lineno
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
+        raise UsageError(
+            f'not a pbx-connector profile export (no "format": "{EXPORT_FORMAT}")', source=origin
+        )
+    template = get_template(str(data.get("template", "")))
+    profile = Profile(
+        name=name or str(data.get("name", "")),
+        template=template.name,
+        target=template.target,
+        source=template.source,
+        mode=check_mode(str(data.get("mode", "mirror"))),
+        settings={s.name: s.default for s in all_settings(template) if not s.secret},
+        variables={n: "" for n in TARGETS[template.target].field_names},
+        prefilter="",
+    )
+    if not _NAME.fullmatch(profile.name):
+        raise UsageError(f"{profile.name!r} is not a valid profile name", source=origin)
+    variables = data.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise UsageError('"variables" must be an object', source=origin)
+    set_variables(profile, {str(k): str(v) for k, v in variables.items()})
+    settings = data.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise UsageError('"settings" must be an object', source=origin)
+    apply_settings(profile, {str(k): str(v) for k, v in settings.items()})
+    set_prefilter(profile, str(data.get("prefilter") or ""))
+    validate_settings(profile, template)
+    return profile

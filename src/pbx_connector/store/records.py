@@ -1,0 +1,265 @@
+"""Records of the three targets: hand edits, listings, and what a sync needs to diff."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+
+from pbx_connector.domain.identity import Identity, identities
+from pbx_connector.domain.passwords import hash_secret
+from pbx_connector.domain.targets import ADMIN_USERNAME, TARGETS, CleanRecord, TargetSpec
+from pbx_connector.errors import NotFoundError, ProtectedRecordError, UsageError
+from pbx_connector.store.tables import RECORD_TABLES, column_names, profiles
+
+#: A row as SQLAlchemy returns it (`RowMapping` is keyed by names or columns).
+StoredRow = Mapping[Any, Any]
+
+#: Columns a listing shows besides the fields; secrets are shown only as "set or not".
+_SYSTEM = ("origin_profile_id", "origin_key", "content_hash", "created_at", "updated_at")
+
+
+def table_for(target: str) -> Table:
+    return RECORD_TABLES[target]
+
+
+def to_columns(spec: TargetSpec, clean: CleanRecord) -> dict[str, Any]:
+    """Column values for a validated record; secrets are hashed here, once."""
+    row: dict[str, Any] = {}
+    for f in spec.fields:
+        if f.name not in clean.values:
+            continue
+        value = clean.values[f.name]
+        if f.kind in ("secret", "pin"):
+            row[f"{f.name}_hash"] = hash_secret(value) if value else None
+        elif f.kind == "owner":
+            row[f.name] = value or None
+        else:
+            row[f.name] = value
+        if f.kind == "phone":
+            row[f"{f.name}_e164"] = clean.e164.get(f.name)
+    return row
+
+
+def public_record(
+    spec: TargetSpec, row: StoredRow, profile_names: Mapping[int, str]
+) -> dict[str, Any]:
+    """A record as listings and the JSON output show it."""
+    out: dict[str, Any] = {"id": row["id"]}
+    for f in spec.fields:
+        if f.kind in ("secret", "pin"):
+            out[f"{f.name}_set"] = row[f"{f.name}_hash"] is not None
+            continue
+        for col in column_names(f):
+            value = row[col]
+            out[col] = "" if value is None and f.kind == "owner" else value
+    if spec.name == "users":
+        out["builtin"] = bool(row["builtin"])
+    pid = row["origin_profile_id"]
+    out["origin"] = (
+        {"profile": profile_names.get(pid, str(pid)), "key": row["origin_key"]}
+        if pid is not None
+        else None
+    )
+    return out
+
+
+def profile_names(conn: Connection) -> dict[int, str]:
+    return {r.id: r.name for r in conn.execute(select(profiles.c.id, profiles.c.name))}
+
+
+def list_records(
+    conn: Connection, target: str, *, owner: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    spec = TARGETS[target]
+    table = table_for(target)
+    query = select(table).order_by(table.c.id)
+    if owner is not None and target == "phonebook":
+        query = query.where(
+            table.c.owner.is_(None) if owner == "" else table.c.owner == owner.lower()
+        )
+    if limit is not None:
+        query = query.limit(limit)
+    names = profile_names(conn)
+    return [public_record(spec, r._mapping, names) for r in conn.execute(query)]
+
+
+def get_row(conn: Connection, target: str, record_id: int) -> StoredRow:
+    table = table_for(target)
+    row = conn.execute(select(table).where(table.c.id == record_id)).first()
+    if row is None:
+        raise NotFoundError(f"no {TARGETS[target].label} with id {record_id}")
+    return row._mapping
+
+
+def get_record(conn: Connection, target: str, record_id: int) -> dict[str, Any]:
+    return public_record(TARGETS[target], get_row(conn, target, record_id), profile_names(conn))
+
+
+def stored_values(spec: TargetSpec, row: StoredRow) -> dict[str, Any]:
+    """The field values of a stored record, in the shape `clean_record` produces."""
+    values: dict[str, Any] = {}
+    for f in spec.fields:
+        if f.kind in ("secret", "pin"):
+            continue
+        value = row[f.name]
+        values[f.name] = "" if value is None and f.kind == "owner" else value
+    return values
+
+
+def check_unique(
+    conn: Connection, target: str, values: StoredRow, record_id: int | None = None
+) -> None:
+    """Refuse a hand-made record that would clash with an existing one."""
+    table = table_for(target)
+    for ident in identities(target, values):
+        if ident[0] in ("username", "extension", "code"):
+            found = conn.execute(select(table.c.id).where(table.c[ident[0]] == ident[1])).first()
+            if found is not None and found.id != record_id:
+                raise UsageError(
+                    f"{ident[0]} {ident[1]!r} is used by {TARGETS[target].label} {found.id}",
+                    field=ident[0],
+                )
+
+
+def check_owner(conn: Connection, owner: str) -> None:
+    if owner and owner not in usernames(conn):
+        raise UsageError(f"owner {owner!r} is not a user", field="owner")
+
+
+def insert_record(conn: Connection, target: str, clean: CleanRecord) -> int:
+    spec = TARGETS[target]
+    check_unique(conn, target, clean.values)
+    if target == "phonebook":
+        check_owner(conn, clean.values.get("owner") or "")
+    now = datetime.now(UTC)
+    row = to_columns(spec, clean)
+    if target == "users":
+        row["builtin"] = False
+    result = conn.execute(insert(table_for(target)).values(**row, created_at=now, updated_at=now))
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def update_record(conn: Connection, target: str, record_id: int, clean: CleanRecord) -> None:
+    """A hand edit. An imported record keeps its origin but loses its content hash, so the
+    next run of its profile writes the source's values again."""
+    spec = TARGETS[target]
+    current = get_row(conn, target, record_id)
+    if (
+        target == "users"
+        and current["builtin"]
+        and "username" in clean.values
+        and clean.values["username"] != ADMIN_USERNAME
+    ):
+        raise ProtectedRecordError("the built-in admin user cannot be renamed")
+    merged = {**stored_values(spec, current), **clean.values}
+    check_unique(conn, target, merged, record_id)
+    if target == "phonebook" and "owner" in clean.values:
+        check_owner(conn, clean.values.get("owner") or "")
+    table = table_for(target)
+    conn.execute(
+        update(table)
+        .where(table.c.id == record_id)
+        .values(**to_columns(spec, clean), content_hash=None, updated_at=datetime.now(UTC))
+    )
+
+
+def delete_record(conn: Connection, target: str, record_id: int) -> None:
+    current = get_row(conn, target, record_id)
+    if target == "users" and current["builtin"]:
+        raise ProtectedRecordError("the built-in admin user cannot be deleted")
+    table = table_for(target)
+    conn.execute(delete(table).where(table.c.id == record_id))
+
+
+def usernames(conn: Connection) -> set[str]:
+    users = RECORD_TABLES["users"]
+    return {r.username for r in conn.execute(select(users.c.username))}
+
+
+# --- what a sync needs -------------------------------------------------------------------
+
+
+def own_index(conn: Connection, target: str, profile_id: int) -> dict[str, tuple[int, str | None]]:
+    """origin key → (record id, content hash) for every record this profile imported."""
+    table = table_for(target)
+    query = select(table.c.origin_key, table.c.id, table.c.content_hash).where(
+        table.c.origin_profile_id == profile_id
+    )
+    return {r.origin_key: (r.id, r.content_hash) for r in conn.execute(query)}
+
+
+def own_identities(conn: Connection, target: str, profile_id: int) -> dict[str, list[Identity]]:
+    table = table_for(target)
+    query = select(table).where(table.c.origin_profile_id == profile_id)
+    return {
+        r.origin_key: identities(target, stored_values(TARGETS[target], r._mapping))
+        for r in conn.execute(query)
+    }
+
+
+def foreign_identities(conn: Connection, target: str, profile_id: int) -> dict[Identity, str]:
+    """Identities held by records made by hand or by other profiles → who holds them."""
+    table = table_for(target)
+    spec = TARGETS[target]
+    names = profile_names(conn)
+    query = select(table).where(
+        (table.c.origin_profile_id != profile_id) | table.c.origin_profile_id.is_(None)
+    )
+    held: dict[Identity, str] = {}
+    for r in conn.execute(query):
+        m = r._mapping
+        if target == "users" and m["builtin"]:
+            holder = "the built-in admin user, which no import may change"
+        elif m["origin_profile_id"] is None:
+            holder = f"{spec.label} {m['id']}, made by hand"
+        else:
+            holder = (
+                f"{spec.label} {m['id']}, imported by profile "
+                f"{names.get(m['origin_profile_id'], '?')!r}"
+            )
+        for ident in identities(target, stored_values(spec, m)):
+            held[ident] = holder
+    return held
+
+
+def load_rows(conn: Connection, target: str, ids: Sequence[int]) -> dict[int, StoredRow]:
+    table = table_for(target)
+    out: dict[int, StoredRow] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for r in conn.execute(select(table).where(table.c.id.in_(chunk))):
+            out[r.id] = r._mapping
+    return out
+
+
+def insert_many(conn: Connection, target: str, rows: Iterable[dict[str, Any]]) -> None:
+    batch = list(rows)
+    if batch:
+        conn.execute(insert(table_for(target)), batch)
+
+
+def update_many(conn: Connection, target: str, rows: list[dict[str, Any]]) -> None:
+    """Rows carry `_id` and the same set of columns each."""
+    if not rows:
+        return
+    table = table_for(target)
+    columns = [c for c in rows[0] if c != "_id"]
+    # Bind names must differ from column names in an executemany UPDATE.
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values({c: bindparam(f"b_{c}") for c in columns})
+    )
+    conn.execute(
+        stmt, [{f"b{k}" if k == "_id" else f"b_{k}": v for k, v in r.items()} for r in rows]
+    )
+
+
+def delete_many(conn: Connection, target: str, ids: Sequence[int]) -> None:
+    table = table_for(target)
+    for start in range(0, len(ids), 500):
+        conn.execute(delete(table).where(table.c.id.in_(ids[start : start + 500])))

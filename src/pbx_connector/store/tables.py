@@ -1,0 +1,167 @@
+"""The schema, as SQLAlchemy Core tables. Migrations in `migrations/` create exactly this;
+a test compares the two so that they cannot drift apart."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from pbx_connector.domain.targets import TARGETS, FieldSpec, TargetSpec
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("template", String(64), nullable=False),
+    Column("target", String(32), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("settings", JSON, nullable=False),
+    # Fernet token of a JSON object; never leaves the store in clear.
+    Column("secrets", Text, nullable=True),
+    Column("variables", JSON, nullable=False),
+    Column("prefilter", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("profile_id", Integer, ForeignKey("profiles.id", ondelete="SET NULL"), nullable=True),
+    Column("profile_name", String(100), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("counts", JSON, nullable=False),
+    Column("errors", JSON, nullable=False),
+    Column("warnings", JSON, nullable=False),
+    Column("changes", JSON, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("ix_runs_profile_id", "profile_id"),
+)
+
+run_locks = Table(
+    "run_locks",
+    metadata,
+    Column("profile_id", Integer, ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True),
+    Column("run_id", Integer, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def column_names(spec: FieldSpec) -> tuple[str, ...]:
+    """The store columns behind one target field."""
+    if spec.kind in ("secret", "pin"):
+        return (f"{spec.name}_hash",)
+    if spec.kind == "phone":
+        return (spec.name, f"{spec.name}_e164")
+    return (spec.name,)
+
+
+def _field_columns(spec: TargetSpec) -> list[Column]:  # type: ignore[type-arg]
+    cols: list[Column] = []  # type: ignore[type-arg]
+    for f in spec.fields:
+        if f.kind in ("secret", "pin"):
+            cols.append(Column(f"{f.name}_hash", String(255), nullable=True))
+        elif f.kind == "roles":
+            cols.append(Column(f.name, JSON, nullable=False))
+        elif f.kind == "bool":
+            cols.append(Column(f.name, Boolean, nullable=False))
+        elif f.kind in ("extension", "owner"):
+            # NULL, not "", so that the unique index allows many records without one.
+            cols.append(Column(f.name, String(f.max_length), nullable=True))
+        elif f.kind == "phone":
+            cols.append(Column(f.name, String(f.max_length), nullable=False))
+            cols.append(Column(f"{f.name}_e164", String(20), nullable=True, index=True))
+        elif f.max_length > 255:
+            cols.append(Column(f.name, Text, nullable=False))
+        else:
+            cols.append(Column(f.name, String(f.max_length), nullable=False))
+    return cols
+
+
+def _origin_columns() -> list[Column]:  # type: ignore[type-arg]
+    return [
+        Column(
+            "origin_profile_id",
+            Integer,
+            ForeignKey("profiles.id", ondelete="SET NULL"),
+            nullable=True,
+        ),
+        Column("origin_key", String(512), nullable=True),
+        # Keyed hash of the values the profile last wrote; NULL after a hand edit so
+        # that the next sync writes the source's values again.
+        Column("content_hash", String(64), nullable=True),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    *_field_columns(TARGETS["users"]),
+    Column("builtin", Boolean, nullable=False, default=False),
+    *_origin_columns(),
+    UniqueConstraint("username"),
+    UniqueConstraint("extension"),
+    UniqueConstraint("origin_profile_id", "origin_key"),
+)
+
+phonebook = Table(
+    "phonebook",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    *_field_columns(TARGETS["phonebook"]),
+    *_origin_columns(),
+    Index("ix_phonebook_owner", "owner"),
+    UniqueConstraint("origin_profile_id", "origin_key"),
+)
+
+speeddials = Table(
+    "speeddials",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    *_field_columns(TARGETS["speeddials"]),
+    *_origin_columns(),
+    UniqueConstraint("code"),
+    UniqueConstraint("origin_profile_id", "origin_key"),
+)
+
+RECORD_TABLES: dict[str, Table] = {"users": users, "phonebook": phonebook, "speeddials": speeddials}

@@ -1,0 +1,449 @@
+"""Building a plan: what a run would create, update, delete, and what it must refuse.
+
+The plan is data. A dry run prints it; an apply executes it. It is built in one pass over
+the source with memory bounded by the profile's key index: full record values for writes
+go to a spool file (see `Spool`), and only a sample of the changes is kept for display.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+from sqlalchemy import Connection
+
+from pbx_connector.domain.identity import Identity, describe_identity, identities
+from pbx_connector.domain.phone import PhoneNormaliser
+from pbx_connector.domain.targets import TARGETS, TargetSpec, clean_record
+from pbx_connector.errors import ConfigError, RecordError, RowError
+from pbx_connector.mapping import RowMapper
+from pbx_connector.sources.base import RowValue, Source
+from pbx_connector.store import records as store
+
+Action = Literal["create", "update", "delete", "conflict", "invalid"]
+
+#: How many changes, errors and warnings a plan keeps for display; counts are always exact.
+SHOWN = 1000
+#: Identities that must stay unique among the records this profile owns, too.
+_TRACK_OWN = ("users", "speeddials")
+
+
+@dataclass
+class Change:
+    action: Action
+    label: str
+    key: str | None = None
+    line: int | None = None
+    record_id: int | None = None
+    field: str | None = None
+    message: str = ""
+    diff: list[tuple[str, Any, Any]] = dataclasses.field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"action": self.action, "record": self.label, "key": self.key}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.record_id is not None:
+            out["id"] = self.record_id
+        if self.field:
+            out["field"] = self.field
+        if self.message:
+            out["message"] = self.message
+        if self.diff:
+            out["diff"] = [{"field": f, "before": b, "after": a} for f, b, a in self.diff]
+        return out
+
+
+@dataclass
+class Write:
+    """One spooled create or update: column values ready for the store (secrets still
+    plain; they are hashed when written)."""
+
+    action: Literal["create", "update"]
+    index: int
+    key: str
+    line: int
+    label: str
+    record_id: int | None
+    values: dict[str, Any]
+    e164: dict[str, str | None]
+    content_hash: str
+
+
+class Spool:
+    """An append-only temp file of pickled writes, so that a million-row import does not
+    hold a million records in memory. Created owner-only; removed by `close`."""
+
+    def __init__(self) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="pbx-connector-plan-", suffix=".spool")
+        self._fh: IO[bytes] = os.fdopen(fd, "w+b")
+        self.count = 0
+
+    def append(self, write: Write) -> None:
+        pickle.dump(write, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+
+    def __iter__(self) -> Iterator[Write]:
+        self._fh.flush()
+        with open(self.path, "rb") as fh:
+            for _ in range(self.count):
+                yield pickle.load(fh)
+
+    def close(self) -> None:
+        self._fh.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+@dataclass
+class Plan:
+    target: str
+    mode: str
+    key_fields: tuple[str, ...]
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("created", "updated", "deleted", "unchanged", "invalid", "conflicts", "skipped"), 0
+        )
+    )
+    rows_read: int = 0
+    existing: int = 0
+    changes: list[Change] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    spool: Spool = field(default_factory=Spool)
+    dropped: set[int] = field(default_factory=set)
+    deletes: list[tuple[int, str]] = field(default_factory=list)
+    managed: tuple[str, ...] = ()
+    abort_reason: str | None = None
+
+    @property
+    def pending(self) -> int:
+        return self.counts["created"] + self.counts["updated"] + self.counts["deleted"]
+
+    def note(self, change: Change) -> None:
+        if len(self.changes) < SHOWN:
+            self.changes.append(change)
+
+    def error(
+        self, kind: str, line: int | None, field: str | None, message: str, key: str | None = None
+    ) -> None:
+        self.counts["conflicts" if kind == "conflict" else "invalid"] += 1
+        if len(self.errors) < SHOWN:
+            entry: dict[str, Any] = {"kind": kind, "line": line, "field": field, "message": message}
+            if key is not None:
+                entry["key"] = key
+            self.errors.append(entry)
+
+    def warn(self, line: int | None, field: str | None, message: str) -> None:
+        if len(self.warnings) < SHOWN:
+            self.warnings.append({"line": line, "field": field, "message": message})
+
+    def close(self) -> None:
+        self.spool.close()
+
+
+def parse_key(setting: str, spec: TargetSpec) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in (setting or "").split(",") if n.strip())
+    return names or spec.default_key
+
+
+def delete_limit(setting: str, existing: int) -> int:
+    """`max_delete`: a number, or a percentage of the profile's records (at least 5)."""
+    text = (setting or "10%").strip()
+    try:
+        if text.endswith("%"):
+            return max(5, math.ceil(float(text[:-1]) / 100 * existing))
+        return int(text)
+    except ValueError:
+        raise ConfigError(
+            f"max_delete {text!r} is not a number or a percentage", field="max_delete"
+        ) from None
+
+
+class Hasher:
+    """Keyed content hash over a record's managed values and the settings that shape them,
+    so that an unchanged row needs no validation, no normalisation and no write."""
+
+    def __init__(self, key: bytes, fingerprint: str, names: tuple[str, ...]) -> None:
+        self._base = hashlib.blake2b(key=key, digest_size=16)
+        self._base.update(fingerprint.encode())
+        self._base.update("\x1e".join(names).encode())
+
+    def __call__(self, values: Mapping[str, str], names: tuple[str, ...]) -> str:
+        h = self._base.copy()
+        h.update("\x1f".join([values[n] for n in names]).encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+
+
+def _key_of(
+    key_fields: tuple[str, ...],
+    lowered: frozenset[str],
+    values: Mapping[str, str],
+    row: Mapping[str, RowValue],
+) -> str:
+    parts: list[str] = []
+    for name in key_fields:
+        raw = values[name] if name in values else row.get(name, "")
+        text = (", ".join(raw) if isinstance(raw, list) else str(raw)).strip()
+        parts.append(text.lower() if name in lowered else text)
+    return "\x1f".join(parts) if any(parts) else ""
+
+
+def show_key(key: str) -> str:
+    return key.replace("\x1f", " | ")
+
+
+@dataclass
+class PlanInput:
+    profile_id: int
+    target: str
+    mode: str
+    settings: Mapping[str, str]
+    mapper: RowMapper
+    normaliser: PhoneNormaliser
+    hash_key: bytes
+    fingerprint: str
+
+
+def build_plan(
+    conn: Connection, source: Source, pin: PlanInput, progress: Callable[[int], None] | None = None
+) -> Plan:
+    spec = TARGETS[pin.target]
+    key_fields = parse_key(pin.settings.get("key", ""), spec)
+    managed = tuple(n for n in spec.field_names if n in pin.mapper.variables)
+    plan = Plan(pin.target, pin.mode, key_fields, managed=managed)
+    try:
+        _fill(conn, source, pin, spec, plan, progress)
+    except BaseException:
+        plan.close()
+        raise
+    return plan
+
+
+def _fill(
+    conn: Connection,
+    source: Source,
+    pin: PlanInput,
+    spec: TargetSpec,
+    plan: Plan,
+    progress: Callable[[int], None] | None,
+) -> None:
+    key_fields, managed = plan.key_fields, plan.managed
+    lowered = frozenset(
+        n
+        for n in key_fields
+        if n in spec.field_names and spec.spec(n).kind in ("username", "owner")
+    )
+    own = store.own_index(conn, pin.target, pin.profile_id)
+    plan.existing = len(own)
+    foreign = store.foreign_identities(conn, pin.target, pin.profile_id)
+    owners = store.usernames(conn) if pin.target == "phonebook" else set()
+    hasher = Hasher(pin.hash_key, pin.fingerprint, managed)
+    mapper = pin.mapper
+    seen_keys: set[int] = set()
+    seen_ids: set[int] = set()
+    claims: list[tuple[Write, list[Identity]]] = []
+    updates_for_diff: list[tuple[Change, Write]] = []
+
+    for row in source.rows():
+        plan.rows_read += 1
+        if progress is not None and plan.rows_read % 1000 == 0:
+            progress(plan.rows_read)
+        line = row.line
+        if row.error is not None:
+            plan.error("invalid", line, None, row.error)
+            continue
+        try:
+            if not mapper.accepts(row.data):
+                plan.counts["skipped"] += 1
+                continue
+            values = mapper.apply(row.data)
+        except RowError as exc:
+            plan.error("invalid", line, exc.field, exc.message)
+            continue
+        key = _key_of(key_fields, lowered, values, row.data)
+        if not key:
+            plan.error(
+                "invalid", line, key_fields[0], f"the key ({', '.join(key_fields)}) is empty"
+            )
+            continue
+        hk = hash(key)
+        if hk in seen_keys:
+            plan.error(
+                "invalid",
+                line,
+                key_fields[0],
+                f"duplicate key {show_key(key)!r}: an earlier row has the same "
+                f"{', '.join(key_fields)}",
+                key=show_key(key),
+            )
+            continue
+        seen_keys.add(hk)
+        content_hash = hasher(values, managed)
+        existing = own.get(key)
+        if existing is not None:
+            seen_ids.add(existing[0])
+            if existing[1] == content_hash:
+                plan.counts["unchanged"] += 1
+                continue
+        try:
+            clean = clean_record(spec, values, pin.normaliser, partial=existing is not None)
+        except RecordError as exc:
+            plan.error("invalid", line, exc.field, exc.message, key=show_key(key))
+            continue
+        label = spec.describe(clean.values) or show_key(key)
+        owner = clean.values.get("owner")
+        if owner and owner not in owners:
+            plan.error(
+                "invalid",
+                line,
+                "owner",
+                f"owner {owner!r} is not a user, so there is no private phonebook "
+                "to put the entry in",
+                key=show_key(key),
+            )
+            continue
+        idents = identities(pin.target, clean.values)
+        clash = next((i for i in idents if i in foreign), None)
+        if clash is not None:
+            plan.error(
+                "conflict",
+                line,
+                clash[0],
+                f"{describe_identity(clash)} belongs to {foreign[clash]}",
+                key=show_key(key),
+            )
+            continue
+        for name, message in clean.warnings:
+            plan.warn(line, name, message)
+        action: Literal["create", "update"] = "create" if existing is None else "update"
+        write = Write(
+            action,
+            plan.spool.count,
+            key,
+            line,
+            label,
+            None if existing is None else existing[0],
+            clean.values,
+            clean.e164,
+            content_hash,
+        )
+        plan.spool.append(write)
+        plan.counts["created" if existing is None else "updated"] += 1
+        change = Change(action, label, show_key(key), line, write.record_id)
+        plan.note(change)
+        if action == "update" and len(updates_for_diff) < SHOWN:
+            updates_for_diff.append((change, write))
+        if pin.target in _TRACK_OWN:
+            claims.append((write, idents))
+
+    if progress is not None:
+        progress(plan.rows_read)
+    if pin.mode == "mirror":
+        plan.deletes = [(rid, key) for key, (rid, _) in own.items() if rid not in seen_ids]
+        plan.counts["deleted"] = len(plan.deletes)
+        for rid, key in plan.deletes[:SHOWN]:
+            plan.note(Change("delete", show_key(key), show_key(key), record_id=rid))
+    if pin.target in _TRACK_OWN:
+        _resolve_own_claims(conn, pin, plan, claims, seen_ids)
+    _fill_diffs(conn, spec, updates_for_diff)
+    _labels_for_deletes(conn, spec, plan)
+    _safety(plan, pin.settings)
+
+
+def _resolve_own_claims(
+    conn: Connection,
+    pin: PlanInput,
+    plan: Plan,
+    claims: list[tuple[Write, list[Identity]]],
+    seen_ids: set[int],
+) -> None:
+    """Two records of this profile may not end up with the same username, extension or
+    code. Records that stay as they are keep theirs; writes claim in source order."""
+    updated = {w.record_id for w, _ in claims if w.record_id is not None}
+    own = store.own_index(conn, pin.target, pin.profile_id)
+    holder: dict[Identity, str] = {}
+    for key, idents in store.own_identities(conn, pin.target, pin.profile_id).items():
+        rid = own[key][0]
+        if rid in seen_ids and rid not in updated:
+            for ident in idents:
+                holder[ident] = key
+    for write, idents in claims:
+        clash = next((i for i in idents if holder.get(i, write.key) != write.key), None)
+        if clash is None:
+            for ident in idents:
+                holder[ident] = write.key
+            continue
+        plan.dropped.add(write.index)
+        plan.counts["created" if write.action == "create" else "updated"] -= 1
+        plan.changes = [
+            c
+            for c in plan.changes
+            if not (c.action == write.action and c.key == show_key(write.key))
+        ]
+        plan.error(
+            "conflict",
+            write.line,
+            clash[0],
+            f"{describe_identity(clash)} is already given to the record with key "
+            f"{show_key(holder[clash])!r} by this profile",
+            key=show_key(write.key),
+        )
+
+
+def _fill_diffs(conn: Connection, spec: TargetSpec, updates: list[tuple[Change, Write]]) -> None:
+    rows = store.load_rows(
+        conn, spec.name, [w.record_id for _, w in updates if w.record_id is not None]
+    )
+    for change, write in updates:
+        assert write.record_id is not None
+        stored = rows.get(write.record_id)
+        if stored is None:
+            continue
+        before = store.stored_values(spec, stored)
+        for name, after in write.values.items():
+            if spec.spec(name).kind in ("secret", "pin"):
+                if after:
+                    change.diff.append((name, "(hidden)", "(set)"))
+                continue
+            if before.get(name) != after:
+                change.diff.append((name, before.get(name), after))
+
+
+def _labels_for_deletes(conn: Connection, spec: TargetSpec, plan: Plan) -> None:
+    deletes = [c for c in plan.changes if c.action == "delete" and c.record_id is not None]
+    rows = store.load_rows(conn, spec.name, [c.record_id for c in deletes if c.record_id])
+    for c in deletes:
+        stored = rows.get(c.record_id or 0)
+        if stored is not None:
+            c.label = spec.describe(store.stored_values(spec, stored)) or c.label
+
+
+def _safety(plan: Plan, settings: Mapping[str, str]) -> None:
+    if plan.mode != "mirror":
+        return
+    passed = plan.rows_read - plan.counts["skipped"]
+    if plan.rows_read == 0:
+        plan.abort_reason = (
+            "the source yielded no rows; a mirror run would delete every record this "
+            "profile imported (use --force if that is what you want)"
+        )
+    elif passed <= 0:
+        plan.abort_reason = (
+            "the pre-filter rejected every row; a mirror run would delete every record "
+            "this profile imported (use --force if that is what you want)"
+        )
+    else:
+        limit = delete_limit(settings.get("max_delete", "10%"), plan.existing)
+        if plan.counts["deleted"] > limit:
+            plan.abort_reason = (
+                f"the run would delete {plan.counts['deleted']} of {plan.existing} records, "
+                f"more than max_delete allows ({limit}); check the source, or use --force"
+            )

@@ -1,0 +1,57 @@
+"""Plans and run reports in words: the same sentences in the CLI, the API and the UI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pbx_connector.domain.targets import TARGETS
+
+_VERBS = {
+    "create": ("Would create", "Created"),
+    "update": ("Would update", "Updated"),
+    "delete": ("Would delete", "Deleted"),
+}
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, list):
+        return ", ".join(str(x) for x in v)
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def describe_change(change: dict[str, Any], target: str, dry_run: bool) -> list[str]:
+    """One headline per change, plus one line per changed field for updates."""
+    label = TARGETS[target].label
+    where = f" (line {change['line']})" if change.get("line") else ""
+    verb = _VERBS[change["action"]][0 if dry_run else 1]
+    lines = [f"{verb} {label} {change['record']!r}{where}"]
+    for d in change.get("diff", []):
+        lines.append(f"    {d['field']}: {_value(d['before'])} → {_value(d['after'])}")
+    return lines
+
+
+def describe_error(error: dict[str, Any]) -> str:
+    parts = []
+    if error.get("line") is not None:
+        parts.append(f"line {error['line']}")
+    if error.get("field"):
+        parts.append(f"field {error['field']!r}")
+    where = ", ".join(parts)
+    kind = "conflict" if error.get("kind") == "conflict" else "error"
+    return f"{kind}: {where}: {error['message']}" if where else f"{kind}: {error['message']}"
+
+
+def summary(report: dict[str, Any]) -> str:
+    c = report["counts"]
+    verb = "would be" if report["dry_run"] else ""
+    parts = [
+        f"{c['created']} {verb} created".replace("  ", " "),
+        f"{c['updated']} {verb} updated".replace("  ", " "),
+        f"{c['deleted']} {verb} deleted".replace("  ", " "),
+        f"{c['unchanged']} unchanged",
+        f"{c['invalid']} invalid",
+        f"{c['conflicts']} conflicts",
+    ]
+    if c.get("skipped"):
+        parts.append(f"{c['skipped']} skipped by the pre-filter")
+    return ", ".join(parts)

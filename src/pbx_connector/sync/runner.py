@@ -1,0 +1,191 @@
+"""Running a profile: lock, plan, safety, apply, and the run record — in that order.
+
+A run that fails or is aborted changes no record; every run, dry or not, is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from pbx_connector.domain.phone import PhoneNormaliser
+from pbx_connector.domain.targets import TARGETS
+from pbx_connector.errors import ConfigError, PbxConnectorError, RunLocked
+from pbx_connector.mapping import RowMapper
+from pbx_connector.sources.base import Source
+from pbx_connector.sources.registry import open_source
+from pbx_connector.store import runs
+from pbx_connector.store.profiles import Profile, get_profile
+from pbx_connector.store.secrets import hash_key
+from pbx_connector.store.settings import get_settings
+from pbx_connector.sync.apply import apply_plan
+from pbx_connector.sync.plan import Plan, PlanInput, build_plan, parse_key
+
+#: Bump when the meaning of stored content hashes changes, to force one full rewrite.
+HASH_VERSION = "1"
+
+
+@dataclass
+class Progress:
+    """Callbacks for long runs; the CLI draws a bar with them, other callers need none."""
+
+    reading: Callable[[int], None] | None = None
+    writing: Callable[[int, int], None] | None = None
+
+
+def compile_mapper(profile: Profile) -> RowMapper:
+    managed = {k: v for k, v in profile.variables.items() if v.strip()}
+    return RowMapper.compile(managed, profile.prefilter)
+
+
+def check_profile(profile: Profile, mapper: RowMapper, source: Source) -> None:
+    """Everything that can be known wrong before reading a row."""
+    spec = TARGETS[profile.target]
+    for f in spec.fields:
+        if f.required and f.name not in mapper.variables:
+            raise ConfigError(
+                f"the {spec.label} field {f.name!r} is required but its variable is empty",
+                field=f.name,
+            )
+    fields = source.fields()
+    missing = mapper.missing_fields(fields)
+    if missing:
+        name, column = missing[0]
+        others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(
+            f"{name} uses the column {column!r}, which {source.name} does not have{others}; "
+            f"its columns are: {', '.join(fields)}",
+            field=name,
+        )
+    for k in parse_key(profile.settings.get("key", ""), spec):
+        if k not in mapper.variables and k not in fields:
+            raise ConfigError(
+                f"the key field {k!r} is neither a variable with a value nor a column of "
+                f"{source.name}",
+                field="key",
+            )
+
+
+def _normaliser(profile: Profile, instance: dict[str, str]) -> PhoneNormaliser:
+    region = profile.settings.get("region") or instance["default_region"]
+    prefix = profile.settings.get("outside_line_prefix") or instance["outside_line_prefix"]
+    try:
+        return PhoneNormaliser(region, prefix)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="region") from None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_profile(
+    engine: Engine,
+    name: str,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    trigger: str = "cli",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run a profile and return its run report (also stored)."""
+    progress = progress or Progress()
+    with engine.begin() as conn:
+        profile = get_profile(conn, name)
+        instance = get_settings(conn)
+        assert profile.id is not None
+        run_id = runs.start_run(conn, profile.id, profile.name, dry_run=dry_run, trigger=trigger)
+    report: dict[str, Any] = {
+        "status": "failed",
+        "message": "",
+        "counts": {},
+        "errors": [],
+        "warnings": [],
+        "changes": [],
+    }
+    try:
+        runs.acquire_lock(engine, profile.id, profile.name, run_id)
+    except RunLocked as exc:
+        report["message"] = exc.message
+        report["errors"] = [{"line": None, "field": None, "message": exc.message}]
+        return _finish(engine, run_id, report)
+    plan: Plan | None = None
+    try:
+        mapper = compile_mapper(profile)
+        source = open_source(profile.source, profile.settings, profile.secrets)
+        check_profile(profile, mapper, source)
+        normaliser = _normaliser(profile, instance)
+        plan_input = PlanInput(
+            profile_id=profile.id,
+            target=profile.target,
+            mode=profile.mode,
+            settings=profile.settings,
+            mapper=mapper,
+            normaliser=normaliser,
+            hash_key=hash_key(),
+            fingerprint=f"{HASH_VERSION}|{normaliser.region}|{normaliser.outside_line_prefix}",
+        )
+        with engine.connect() as conn:
+            plan = build_plan(conn, source, plan_input, progress.reading)
+        report.update(_plan_report(plan))
+        if plan.abort_reason and not force:
+            report["status"] = "aborted"
+            report["message"] = f"aborted, nothing changed: {plan.abort_reason}"
+        elif dry_run:
+            report["status"] = "ok"
+            report["message"] = "dry run: nothing changed"
+        else:
+            total = plan.counts["created"] + plan.counts["updated"]
+            writing = progress.writing
+
+            def tick(done: int) -> None:
+                if writing is not None:
+                    writing(done, total)
+
+            with engine.begin() as conn:
+                apply_plan(conn, plan, profile.id, tick)
+            report["status"] = "ok"
+            report["message"] = "applied" + (" (forced)" if plan.abort_reason else "")
+    except PbxConnectorError as exc:
+        _failed(report, str(exc), exc.line, exc.field)
+    except SQLAlchemyError as exc:
+        # The transaction rolled back; say what the database said, not a traceback.
+        _failed(report, f"database error: {getattr(exc, 'orig', None) or exc}", None, None)
+    finally:
+        if plan is not None:
+            plan.close()
+        runs.release_lock(engine, profile.id, run_id)
+    return _finish(engine, run_id, report)
+
+
+def _failed(report: dict[str, Any], message: str, line: int | None, field: str | None) -> None:
+    report["status"] = "failed"
+    report["message"] = f"failed, nothing changed: {message}"
+    report["counts"] = {}
+    report["changes"] = []
+    report["errors"] = [{"line": line, "field": field, "message": message}]
+
+
+def _plan_report(plan: Plan) -> dict[str, Any]:
+    return {
+        "counts": dict(plan.counts),
+        "errors": plan.errors,
+        "warnings": plan.warnings,
+        "changes": [c.as_dict() for c in plan.changes],
+    }
+
+
+def _finish(engine: Engine, run_id: int, report: dict[str, Any]) -> dict[str, Any]:
+    counts = {
+        k: report["counts"].get(k, 0)
+        for k in ("created", "updated", "deleted", "unchanged", "invalid", "conflicts", "skipped")
+    }
+    report["counts"] = counts
+    with engine.begin() as conn:
+        runs.finish_run(conn, run_id, report)
+        return runs.get_run(conn, run_id)

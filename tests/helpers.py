@@ -1,0 +1,75 @@
+"""Small builders shared by tests: CSV files, profiles, and what the store holds."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from pbx_connector import profiles as service
+from pbx_connector.store import records as record_store
+from pbx_connector.store.profiles import Profile, insert_profile
+
+PHONEBOOK_HEADER = [
+    "displayname",
+    "phone",
+    "givenname",
+    "surname",
+    "organisation",
+    "email",
+    "mobile",
+    "homephone",
+    "fax",
+]
+USERS_HEADER = ["username", "displayname", "givenname", "surname", "email", "extension"]
+
+
+def write_csv(
+    path: Path,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    encoding: str = "utf-8",
+    delimiter: str = ",",
+) -> Path:
+    with open(path, "w", newline="", encoding=encoding) as fh:
+        writer = csv.writer(fh, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def phonebook_row(name: str, phone: str = "", **extra: str) -> list[str]:
+    values = {"displayname": name, "phone": phone, **extra}
+    return [values.get(h, "") for h in PHONEBOOK_HEADER]
+
+
+def make_profile(
+    engine: Engine,
+    name: str,
+    template: str,
+    path: Path,
+    *,
+    mode: str = "mirror",
+    variables: dict[str, str] | None = None,
+    prefilter: str = "",
+    **settings: str,
+) -> Profile:
+    profile, _ = service.new_profile(name, template, mode, {"path": str(path), **settings})
+    if variables:
+        service.set_variables(profile, variables)
+    if prefilter:
+        service.set_prefilter(profile, prefilter)
+    with engine.begin() as conn:
+        return insert_profile(conn, profile)
+
+
+def records(engine: Engine, target: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return record_store.list_records(conn, target)
+
+
+def by(items: list[dict[str, Any]], field: str) -> dict[Any, dict[str, Any]]:
+    return {i[field]: i for i in items}
