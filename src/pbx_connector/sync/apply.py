@@ -15,7 +15,10 @@ from pbx_connector.sync.plan import Plan, Write
 
 BATCH = 1000
 #: Columns that must stay unique; parked on a placeholder while updates move them around.
-_UNIQUE: dict[str, dict[str, str | None]] = {"users": {"username": "~{id}", "extension": None}, "speeddials": {"code": "~{id}"}}
+_UNIQUE: dict[str, dict[str, str | None]] = {
+    "users": {"username": "~{id}", "extension": None},
+    "speeddials": {"code": "~{id}"},
+}
 
 
 def apply_plan(
