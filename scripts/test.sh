@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Servers the tests start on loopback. Installed only when missing.
-APT_PACKAGES=(postgresql python3-venv)
+APT_PACKAGES=(
+  postgresql python3-venv
+  slapd ldap-utils samba samba-ad-dc samba-ad-provision smbclient winbind krb5-user
+  libldap2-dev libsasl2-dev gcc python3-dev
+)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
@@ -21,7 +25,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       "${missing[@]}" >/dev/null
   fi
   # The package starts a cluster of its own; the tests run their own servers.
-  if command -v service >/dev/null 2>&1; then service postgresql stop >/dev/null 2>&1 || true; fi
+  if command -v service >/dev/null 2>&1; then
+    for svc in postgresql slapd samba-ad-dc smbd nmbd winbind; do
+      service "$svc" stop >/dev/null 2>&1 || true
+    done
+  fi
 fi
 
 PYTHON=${PYTHON:-python3}

@@ -46,6 +46,31 @@ _ENV = SandboxedEnvironment(
     keep_trailing_newline=False,
 )
 
+
+def _first_value(value: Any) -> Any:
+    """The first of a multi-valued field, or the field itself (never its first letter,
+    which is what Jinja's `first` gives for a single value)."""
+    if isinstance(value, list):
+        return value[0] if value else ""
+    return value
+
+
+def _values(value: Any) -> list[Any]:
+    """A field as a list, however many values it has."""
+    if isinstance(value, list):
+        return value
+    return [] if value in (None, "") else [value]
+
+
+def _digits(value: Any) -> str:
+    """Only the characters a phone dials: digits, `*`, `#` (and a leading `+`)."""
+    text = _as_text(value).strip()
+    kept = "".join(ch for ch in text if ch in "0123456789*#")
+    return "+" + kept if text.startswith("+") else kept
+
+
+_ENV.filters.update(first_value=_first_value, values=_values, digits=_digits)
+
 Part = Callable[[Mapping[str, Any]], str]
 
 

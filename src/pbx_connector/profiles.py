@@ -12,6 +12,7 @@ from pbx_connector.domain.targets import TARGETS
 from pbx_connector.errors import ConfigError, PbxConnectorError, UsageError
 from pbx_connector.mapping import check_expression, compile_variable
 from pbx_connector.sources.csv import CsvOptions
+from pbx_connector.sources.ldap import DIRECTORY_KINDS, check_directory_settings
 from pbx_connector.sources.registry import open_source
 from pbx_connector.store.profiles import Profile
 from pbx_connector.sync.plan import delete_limit
@@ -111,6 +112,8 @@ def validate_settings(profile: Profile, template: Template) -> None:
     s = profile.settings
     if template.source == "csv":
         CsvOptions.from_settings(s)
+    elif template.source in DIRECTORY_KINDS:
+        check_directory_settings(template.source, s)
     delete_limit(s.get("max_delete", "10%"), 0)
     region = s.get("region", "")
     if region and not is_valid_region(region):
@@ -145,7 +148,10 @@ def set_prefilter(profile: Profile, text: str) -> None:
 
 def fit_variables_to_source(profile: Profile) -> list[str]:
     """When the source can be read now, empty the default variables that name columns it
-    does not have (and say so), so that the first run does not fail on them."""
+    does not have (and say so), so that the first run does not fail on them. Directories
+    are not contacted here: any attribute may be absent from an entry, so none is missing."""
+    if profile.source != "csv":
+        return []
     try:
         source = open_source(profile.source, profile.settings, profile.secrets)
         fields = set(source.fields())

@@ -141,7 +141,7 @@ _CSV_SPEEDDIALS = ("code", "number", "displayname")
 _NOT_YET = "not available yet"
 
 
-def _directory(name: str, label: str, target: str, source: str, what: str) -> Template:
+def _not_yet(name: str, label: str, target: str, source: str, what: str) -> Template:
     return Template(
         name=name,
         label=label,
@@ -153,12 +153,222 @@ def _directory(name: str, label: str, target: str, source: str, what: str) -> Te
     )
 
 
+# --- directories ------------------------------------------------------------------------
+
+_TLS_SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("ca_file", "", "PEM file of the CA that signed the server certificate"),
+    SettingSpec(
+        "verify",
+        "yes",
+        "check the server certificate (turn off only to debug)",
+        choices=("yes", "no"),
+    ),
+    SettingSpec("timeout", "10", "seconds to wait for a server before trying the next"),
+)
+_SEARCH_SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("scope", "sub", "search scope below the base DN", choices=("sub", "one", "base")),
+    SettingSpec("page_size", "500", "entries per page of the paged search (AD allows 1000)"),
+    SettingSpec(
+        "referrals", "ignore", "follow referrals to other servers", choices=("ignore", "follow")
+    ),
+)
+
+
+def _ldap_settings(filterstr: str, security: str = "starttls") -> tuple[SettingSpec, ...]:
+    return (
+        SettingSpec(
+            "uri",
+            "",
+            "ldap:// or ldaps:// URI(s) of the server; several, separated "
+            "by spaces, are tried in order",
+            required=True,
+        ),
+        SettingSpec(
+            "security",
+            security,
+            "how the connection is protected",
+            choices=("ldaps", "starttls", "none"),
+        ),
+        *_TLS_SETTINGS,
+        SettingSpec("bind_dn", "", "DN to bind as; empty binds anonymously"),
+        SettingSpec("bind_password", "", "password of the bind DN", secret=True),
+        SettingSpec("base_dn", "", "where the search starts", required=True),
+        SettingSpec("filter", filterstr, "LDAP search filter (RFC 4515)"),
+        *_SEARCH_SETTINGS,
+    )
+
+
+def _ad_settings(filterstr: str) -> tuple[SettingSpec, ...]:
+    return (
+        SettingSpec("domain", "", "the AD domain name, e.g. example.test", required=True),
+        SettingSpec(
+            "server",
+            "",
+            "domain controller(s), host or URI; several, separated by "
+            "spaces, are tried in order; empty: the domain name",
+        ),
+        SettingSpec(
+            "security",
+            "ldaps",
+            "how the connection is protected",
+            choices=("ldaps", "starttls", "none"),
+        ),
+        *_TLS_SETTINGS,
+        SettingSpec("bind_user", "", "account to bind as: name (becomes name@domain), UPN or DN"),
+        SettingSpec("bind_password", "", "password of the bind account", secret=True),
+        SettingSpec("base_dn", "", "where the search starts; empty: the domain's root"),
+        SettingSpec("filter", filterstr, "LDAP search filter (RFC 4515)"),
+        SettingSpec("group", "", "only members of this group (DN or name), nested groups included"),
+        *_SEARCH_SETTINGS,
+    )
+
+
+_AUTH_SETTING = SettingSpec(
+    "configure_authentication",
+    "no",
+    "also set up authentication of the imported users against this directory",
+    choices=("yes", "no"),
+)
+
+#: Enabled user accounts: objectCategory=person drops computer accounts (which are
+#: objectClass=user too); bit 2 of userAccountControl is "account disabled".
+AD_USERS_FILTER = (
+    "(&(objectCategory=person)(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
+)
+AD_PHONEBOOK_FILTER = (
+    "(&(|(objectClass=contact)(&(objectCategory=person)(objectClass=user)"
+    "(!(userAccountControl:1.2.840.113556.1.4.803:=2))))"
+    "(|(telephoneNumber=*)(mobile=*)(homePhone=*)))"
+)
+AD_SPEEDDIALS_FILTER = "(&(objectClass=contact)(ipPhone=*)(telephoneNumber=*))"
+LDAP_USERS_FILTER = "(&(objectClass=inetOrgPerson)(uid=*))"
+LDAP_PHONEBOOK_FILTER = (
+    "(&(objectClass=inetOrgPerson)(|(telephoneNumber=*)(mobile=*)(homePhone=*)))"
+)
+LDAP_SPEEDDIALS_FILTER = "(&(objectClass=inetOrgPerson)(pager=*)(telephoneNumber=*))"
+#: UCS marks a deactivated account with shadowExpire=1.
+UCS_USERS_FILTER = "(&(objectClass=inetOrgPerson)(uid=*)(!(shadowExpire=1)))"
+
+_UCS_SETTINGS: tuple[SettingSpec, ...] = (
+    *(s for s in _ldap_settings(UCS_USERS_FILTER) if s.name != "base_dn"),
+    SettingSpec("base_dn", "", "the UCS LDAP base, e.g. dc=example,dc=test", required=True),
+    SettingSpec("search_base", "", "where users are searched; empty: cn=users,<base_dn>"),
+    SettingSpec(
+        "allowed_attribute",
+        "univentionPhoneAllowed",
+        "only users whose attribute has allowed_value (empty: all users)",
+    ),
+    SettingSpec("allowed_value", "1", "the value of allowed_attribute that allows a user"),
+)
+
+_FIRST = "{{ %s | first_value }}"
+_AD_USER_VARS = {
+    "username": "{{ sAMAccountName | lower }}",
+    "displayname": "{{ displayName }}",
+    "givenname": "{{ givenName }}",
+    "surname": "{{ sn }}",
+    "email": "{{ mail }}",
+    "extension": _FIRST % "telephoneNumber",
+    "mobile": _FIRST % "mobile",
+    "homephone": _FIRST % "homePhone",
+    "fax": _FIRST % "facsimileTelephoneNumber",
+    "organisation": "{{ company }}",
+    "job": "{{ title }}",
+}
+_LDAP_USER_VARS = {
+    "username": "{{ uid | first_value | lower }}",
+    "displayname": "{{ displayName or (cn | first_value) }}",
+    "givenname": "{{ givenName | first_value }}",
+    "surname": "{{ sn | first_value }}",
+    "email": "{{ mail | first_value }}",
+    "extension": _FIRST % "telephoneNumber",
+    "mobile": _FIRST % "mobile",
+    "homephone": _FIRST % "homePhone",
+    "fax": _FIRST % "facsimileTelephoneNumber",
+    "organisation": "{{ o | first_value }}",
+    "job": "{{ title | first_value }}",
+}
+_UCS_USER_VARS = {**_LDAP_USER_VARS, "email": "{{ mailPrimaryAddress }}"}
+_AD_PHONEBOOK_VARS = {
+    "displayname": "{{ displayName or cn }}",
+    "phone": _FIRST % "telephoneNumber",
+    "givenname": "{{ givenName }}",
+    "surname": "{{ sn }}",
+    "organisation": "{{ company }}",
+    "email": "{{ mail }}",
+    "mobile": _FIRST % "mobile",
+    "homephone": _FIRST % "homePhone",
+    "fax": _FIRST % "facsimileTelephoneNumber",
+}
+_LDAP_PHONEBOOK_VARS = {
+    **_AD_PHONEBOOK_VARS,
+    "displayname": "{{ displayName or (cn | first_value) }}",
+    "givenname": "{{ givenName | first_value }}",
+    "surname": "{{ sn | first_value }}",
+    "organisation": "{{ o | first_value }}",
+    "email": "{{ mail | first_value }}",
+}
+_AD_SPEEDDIAL_VARS = {
+    "code": "{{ ipPhone }}",
+    "number": _FIRST % "telephoneNumber",
+    "displayname": "{{ displayName or cn }}",
+}
+_LDAP_SPEEDDIAL_VARS = {
+    "code": _FIRST % "pager",
+    "number": _FIRST % "telephoneNumber",
+    "displayname": "{{ displayName or (cn | first_value) }}",
+}
+
+
+def _directory(
+    name: str,
+    label: str,
+    target: str,
+    source: str,
+    what: str,
+    settings: tuple[SettingSpec, ...],
+    variables: dict[str, str],
+) -> Template:
+    return Template(
+        name=name,
+        label=label,
+        target=target,
+        source=source,
+        description=what,
+        settings=settings + ((_AUTH_SETTING,) if target == "users" else ()),
+        variables=_variables(target, variables),
+        key="objectGUID" if source == "ad" else "entryUUID",
+    )
+
+
 TEMPLATES: tuple[Template, ...] = (
     _directory(
-        "ucs-users", "UCS User Sync", "users", "ucs", "users from Univention Corporate Server"
+        "ucs-users",
+        "UCS User Sync",
+        "users",
+        "ucs",
+        "users from Univention Corporate Server that are allowed for the phone system",
+        _UCS_SETTINGS,
+        _UCS_USER_VARS,
     ),
-    _directory("ad-users", "AD User Sync", "users", "ad", "users from Active Directory"),
-    _directory("ldap-users", "LDAP User Sync", "users", "ldap", "users from an LDAP directory"),
+    _directory(
+        "ad-users",
+        "AD User Sync",
+        "users",
+        "ad",
+        "enabled user accounts from Active Directory (optionally of one group)",
+        _ad_settings(AD_USERS_FILTER),
+        _AD_USER_VARS,
+    ),
+    _directory(
+        "ldap-users",
+        "LDAP User Sync",
+        "users",
+        "ldap",
+        "users (inetOrgPerson with a uid) from an LDAP directory",
+        _ldap_settings(LDAP_USERS_FILTER),
+        _LDAP_USER_VARS,
+    ),
     Template(
         name="csv-users",
         label="CSV User Sync",
@@ -174,7 +384,9 @@ TEMPLATES: tuple[Template, ...] = (
         "AD Phonebook Sync",
         "phonebook",
         "ad",
-        "contacts and users with a phone number from Active Directory",
+        "contacts and enabled users with a phone number from Active Directory",
+        _ad_settings(AD_PHONEBOOK_FILTER),
+        _AD_PHONEBOOK_VARS,
     ),
     Template(
         name="csv-phonebook",
@@ -192,13 +404,17 @@ TEMPLATES: tuple[Template, ...] = (
         "phonebook",
         "ldap",
         "entries with a phone number from an LDAP directory",
+        _ldap_settings(LDAP_PHONEBOOK_FILTER),
+        _LDAP_PHONEBOOK_VARS,
     ),
     _directory(
         "ad-speeddials",
         "AD Speeddial Sync",
         "speeddials",
         "ad",
-        "speed dials from Active Directory",
+        "speed dials from AD contacts: the code in ipPhone, the number in telephoneNumber",
+        _ad_settings(AD_SPEEDDIALS_FILTER),
+        _AD_SPEEDDIAL_VARS,
     ),
     Template(
         name="csv-speeddials",
@@ -215,9 +431,11 @@ TEMPLATES: tuple[Template, ...] = (
         "LDAP Speeddial Sync",
         "speeddials",
         "ldap",
-        "speed dials from an LDAP directory",
+        "speed dials from an LDAP directory: the code in pager, the number in telephoneNumber",
+        _ldap_settings(LDAP_SPEEDDIALS_FILTER),
+        _LDAP_SPEEDDIAL_VARS,
     ),
-    _directory(
+    _not_yet(
         "peer-phonebook",
         "pbx-connector Phonebook",
         "phonebook",

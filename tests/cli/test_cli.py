@@ -65,8 +65,15 @@ def test_templates_lists_the_whole_catalogue(cli: Cli) -> None:
         assert name in out
     data = cli.json("templates")
     available = {t["name"] for t in data if t["available"]}
-    assert available == {"csv-users", "csv-phonebook", "csv-speeddials"}
-    assert "not available yet" in next(t for t in data if t["name"] == "ad-users")["description"]
+    assert available == {t["name"] for t in data} - {"peer-phonebook"}
+    peer = next(t for t in data if t["name"] == "peer-phonebook")
+    assert "not available yet" in peer["description"]
+    ad = next(t for t in data if t["name"] == "ad-users")
+    assert ad["key"] == "objectGUID"
+    assert {"domain", "server", "bind_user", "bind_password", "configure_authentication"} <= {
+        s["name"] for s in ad["settings"]
+    }
+    assert next(s for s in ad["settings"] if s["name"] == "bind_password")["secret"]
 
 
 def test_the_readme_demo(cli: Cli, pb: Path) -> None:
@@ -125,8 +132,25 @@ def test_failed_and_aborted_runs_exit_3(cli: Cli, pb: Path) -> None:
 def test_usage_errors_exit_2(cli: Cli, tmp_path: Path) -> None:
     r = cli("profile", "create", "x", "--template", "nope", code=2)
     assert "unknown template 'nope'" in r.stderr
-    r = cli("profile", "create", "x", "--template", "ad-users", code=2)
+    r = cli("profile", "create", "x", "--template", "peer-phonebook", code=2)
     assert "not available yet" in r.stderr
+    r = cli("profile", "create", "x", "--template", "ad-users", code=2)
+    assert "needs the setting 'domain'" in r.stderr
+    r = cli(
+        "profile",
+        "create",
+        "x",
+        "--template",
+        "ldap-users",
+        "--set",
+        "uri=ldap://h",
+        "--set",
+        "base_dn=dc=x",
+        "--set",
+        "filter=(uid=*",
+        code=2,
+    )
+    assert "invalid LDAP filter" in r.stderr
     r = cli("profile", "create", "x", "--template", "csv-phonebook", code=2)
     assert "needs the setting 'path'" in r.stderr
     r = cli(

@@ -23,6 +23,8 @@ class SourceRow:
     line: int
     data: dict[str, RowValue] = field(default_factory=dict)
     error: str | None = None
+    #: A name for the row that a person recognises (a directory entry's DN).
+    ref: str | None = None
 
 
 class Source(Protocol):
@@ -31,6 +33,9 @@ class Source(Protocol):
 
     #: Shown in messages: a file path, a URL or a server.
     name: str
+    #: True when `fields()` lists only what was asked for, not all the source has (a
+    #: directory entry may lack any attribute; a CSV file has a fixed header).
+    open_ended: bool
 
     def fields(self) -> list[str]:
         """The field names the source offers (the CSV header), in source order."""

@@ -593,6 +593,8 @@ def read_csv(stream: BinaryIO, options: CsvOptions, name: str) -> CsvReader:
 class CsvSource:
     """A CSV file on the local file system, read afresh on every `rows()`."""
 
+    open_ended = False
+
     def __init__(self, path: str | os.PathLike[str], options: CsvOptions) -> None:
         self.path = path
         self.name: str = os.fspath(path)

@@ -45,11 +45,14 @@ class Change:
     field: str | None = None
     message: str = ""
     diff: list[tuple[str, Any, Any]] = dataclasses.field(default_factory=list)
+    ref: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": self.action, "record": self.label, "key": self.key}
         if self.line is not None:
             out["line"] = self.line
+        if self.ref is not None:
+            out["ref"] = self.ref
         if self.record_id is not None:
             out["id"] = self.record_id
         if self.field:
@@ -122,6 +125,9 @@ class Plan:
     deletes: list[tuple[int, str]] = field(default_factory=list)
     managed: tuple[str, ...] = ()
     abort_reason: str | None = None
+    #: The `ref` (a DN) of the row being planned; errors and warnings carry it, so that a
+    #: directory row is named by its entry rather than by its ordinal alone.
+    current_ref: str | None = None
 
     @property
     def pending(self) -> int:
@@ -139,11 +145,16 @@ class Plan:
             entry: dict[str, Any] = {"kind": kind, "line": line, "field": field, "message": message}
             if key is not None:
                 entry["key"] = key
+            if self.current_ref is not None:
+                entry["ref"] = self.current_ref
             self.errors.append(entry)
 
     def warn(self, line: int | None, field: str | None, message: str) -> None:
         if len(self.warnings) < SHOWN:
-            self.warnings.append({"line": line, "field": field, "message": message})
+            entry: dict[str, Any] = {"line": line, "field": field, "message": message}
+            if self.current_ref is not None:
+                entry["ref"] = self.current_ref
+            self.warnings.append(entry)
 
     def close(self) -> None:
         self.spool.close()
@@ -257,6 +268,7 @@ def _fill(
         if progress is not None and plan.rows_read % 1000 == 0:
             progress(plan.rows_read)
         line = row.line
+        plan.current_ref = row.ref
         if row.error is not None:
             plan.error("invalid", line, None, row.error)
             continue
@@ -337,13 +349,14 @@ def _fill(
         )
         plan.spool.append(write)
         plan.counts["created" if existing is None else "updated"] += 1
-        change = Change(action, label, show_key(key), line, write.record_id)
+        change = Change(action, label, show_key(key), line, write.record_id, ref=row.ref)
         plan.note(change)
         if action == "update" and len(updates_for_diff) < SHOWN:
             updates_for_diff.append((change, write))
         if pin.target in _TRACK_OWN:
             claims.append((write, idents))
 
+    plan.current_ref = None
     if progress is not None:
         progress(plan.rows_read)
     if pin.mode == "mirror":

@@ -22,7 +22,10 @@ def _value(v: Any) -> str:
 def describe_change(change: dict[str, Any], target: str, dry_run: bool) -> list[str]:
     """One headline per change, plus one line per changed field for updates."""
     label = TARGETS[target].label
-    where = f" (line {change['line']})" if change.get("line") else ""
+    if change.get("ref"):
+        where = f" ({change['ref']})"
+    else:
+        where = f" (line {change['line']})" if change.get("line") else ""
     verb = _VERBS[change["action"]][0 if dry_run else 1]
     lines = [f"{verb} {label} {change['record']!r}{where}"]
     for d in change.get("diff", []):
@@ -32,7 +35,9 @@ def describe_change(change: dict[str, Any], target: str, dry_run: bool) -> list[
 
 def describe_error(error: dict[str, Any]) -> str:
     parts = []
-    if error.get("line") is not None:
+    if error.get("ref"):
+        parts.append(str(error["ref"]))
+    elif error.get("line") is not None:
         parts.append(f"line {error['line']}")
     if error.get("field"):
         parts.append(f"field {error['field']!r}")

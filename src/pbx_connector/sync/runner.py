@@ -53,7 +53,7 @@ def check_profile(profile: Profile, mapper: RowMapper, source: Source) -> None:
                 field=f.name,
             )
     fields = source.fields()
-    missing = mapper.missing_fields(fields)
+    missing = [] if source.open_ended else mapper.missing_fields(fields)
     if missing:
         name, column = missing[0]
         others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -117,7 +117,9 @@ def run_profile(
     plan: Plan | None = None
     try:
         mapper = compile_mapper(profile)
-        source = open_source(profile.source, profile.settings, profile.secrets)
+        source = open_source(
+            profile.source, profile.settings, profile.secrets, sorted(mapper.fields_used())
+        )
         check_profile(profile, mapper, source)
         normaliser = _normaliser(profile, instance)
         plan_input = PlanInput(
