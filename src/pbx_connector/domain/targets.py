@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from pbx_connector.domain.phone import PhoneNormaliser
@@ -51,9 +52,14 @@ class TargetSpec:
     fields: tuple[FieldSpec, ...]
     default_key: tuple[str, ...]
 
-    @property
+    # Cached: the sync asks these for every field of every row.
+    @cached_property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    @cached_property
+    def _by_name(self) -> dict[str, FieldSpec]:
+        return {f.name: f for f in self.fields}
 
     @property
     def phone_fields(self) -> tuple[str, ...]:
@@ -64,10 +70,7 @@ class TargetSpec:
         return tuple(f.name for f in self.fields if f.kind in ("secret", "pin"))
 
     def spec(self, name: str) -> FieldSpec:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        raise KeyError(name)
+        return self._by_name[name]
 
     def describe(self, values: Mapping[str, Any]) -> str:
         """A short human name for a record in plans and messages."""
@@ -205,29 +208,33 @@ def clean_record(
     values: dict[str, Any] = {}
     e164: dict[str, str | None] = {}
     warnings: list[tuple[str, str]] = []
-    names = [n for n in spec.field_names if n in raw] if partial else spec.field_names
-    for name in names:
-        f = spec.spec(name)
+    fields = [f for f in spec.fields if f.name in raw] if partial else spec.fields
+    for f in fields:
+        name, kind = f.name, f.kind
         text = raw.get(name, "")
         text = "" if text is None else str(text).strip()
         if not text:
             if f.required:
                 raise RecordError("is empty but required", field=name)
             values[name] = _empty(f)
-            if f.kind == "phone":
+            if kind == "phone":
                 e164[name] = None
             continue
         if len(text) > f.max_length:
             raise RecordError(
                 f"is {len(text)} characters long, at most {f.max_length} are allowed", field=name
             )
-        values[name] = _convert(f, text, warnings)
-        if f.kind == "phone":
+        # Plain text is most of a phonebook; skip the conversion dispatch for it.
+        values[name] = text if kind in _AS_IS else _convert(f, text, warnings)
+        if kind == "phone":
             n = normaliser.normalise(text)
             e164[name] = n.e164
             if n.problem:
                 warnings.append((name, f"{text!r} kept as given: {n.problem}"))
     return CleanRecord(values, e164, warnings)
+
+
+_AS_IS = frozenset({"text", "phone", "url"})
 
 
 def _empty(f: FieldSpec) -> Any:
