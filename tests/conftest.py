@@ -14,6 +14,15 @@ from sqlalchemy import Engine
 from pbx_connector.store import db as store_db
 from tests.servers.postgres import PostgresServer, postgres_available, start_postgres
 
+# Directory servers for every test module: imported here, they are fixtures of this
+# conftest, so each session fixture starts its server once per run.
+from tests.servers.slapd_fixtures import (  # noqa: F401
+    slapd_factory,
+    slapd_scratch,
+    slapd_server,
+    ucs_slapd_server,
+)
+
 _db_counter = itertools.count()
 
 

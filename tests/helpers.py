@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from typer.testing import CliRunner
 
 from pbx_connector import profiles as service
+from pbx_connector.cli import app
 from pbx_connector.store import records as record_store
 from pbx_connector.store.profiles import Profile, insert_profile
 
@@ -73,3 +76,19 @@ def records(engine: Engine, target: str) -> list[dict[str, Any]]:
 
 def by(items: list[dict[str, Any]], field: str) -> dict[Any, dict[str, Any]]:
     return {i[field]: i for i in items}
+
+
+class Cli:
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0, stdin: str | None = None) -> Any:
+        result = self.runner.invoke(app, ["--db", str(self.db), *args], input=stdin)
+        assert result.exit_code == code, (
+            f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+        )
+        return result
+
+    def json(self, *args: str, code: int = 0) -> Any:
+        return json.loads(self(*args, "--json", code=code).stdout)

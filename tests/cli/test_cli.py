@@ -7,31 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from pbx_connector.cli import app
-from tests.helpers import PHONEBOOK_HEADER, USERS_HEADER, phonebook_row, write_csv
+from tests.helpers import PHONEBOOK_HEADER, USERS_HEADER, Cli, phonebook_row, write_csv
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "phonebook.csv"
-
-
-class Cli:
-    def __init__(self, db: Path) -> None:
-        self.db = db
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, code: int = 0, stdin: str | None = None) -> Any:
-        result = self.runner.invoke(app, ["--db", str(self.db), *args], input=stdin)
-        assert result.exit_code == code, (
-            f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-        )
-        return result
-
-    def json(self, *args: str, code: int = 0) -> Any:
-        return json.loads(self(*args, "--json", code=code).stdout)
 
 
 @pytest.fixture

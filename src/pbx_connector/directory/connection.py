@@ -15,6 +15,7 @@ contacted, because directories (AD first of all) treat it as an anonymous bind t
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,9 +98,32 @@ def describe_ldap_error(exc: BaseException) -> str:
     return f"{desc} ({detail})" if detail else desc
 
 
-def _is_tls_failure(exc: BaseException) -> bool:
+def _is_tls_failure(exc: BaseException, uri: str, timeout: float) -> bool:
+    """Whether an LDAPS "server down" was really TLS failing: libldap often says only
+    "Can't contact LDAP server (unknown error code)" for a certificate it rejected. If a
+    plain TCP connection to the same port succeeds, the server is up and TLS failed."""
     text = describe_ldap_error(exc).lower()
-    return any(w in text for w in ("certificate", "tls", "ssl", "handshake"))
+    if any(w in text for w in ("certificate", "tls", "ssl", "handshake")):
+        return True
+    host, port = _host_port(uri)
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 5.0)):
+            return True
+    except OSError:
+        return False
+
+
+def _host_port(uri: str) -> tuple[str, int]:
+    scheme, _, rest = uri.partition("://")
+    hostport = rest.split("/", 1)[0]
+    default = 636 if scheme.lower() == "ldaps" else 389
+    if hostport.startswith("["):  # [IPv6]:port
+        host, _, tail = hostport[1:].partition("]")
+        return host, int(tail[1:]) if tail.startswith(":") else default
+    host, _, port = hostport.rpartition(":")
+    if host and port.isdigit():
+        return host, int(port)
+    return hostport, default
 
 
 class _TryNext(Exception):
@@ -135,7 +159,10 @@ def _connect_one(uri: str, s: LdapSettings, log: StepLog) -> LDAPObject:
         except (ldap.SERVER_DOWN, ldap.TIMEOUT) as exc:
             raise _TryNext(f"cannot reach the server: {describe_ldap_error(exc)}") from None
         except ldap.CONNECT_ERROR as exc:
-            raise _TryNext(f"StartTLS failed: {describe_ldap_error(exc)}") from None
+            raise _TryNext(
+                f"StartTLS failed (is the certificate signed by the CA in ca_file, and issued "
+                f"for this host name?): {describe_ldap_error(exc)}"
+            ) from None
         except ldap.PROTOCOL_ERROR as exc:
             raise _TryNext(
                 f"the server does not offer StartTLS: {describe_ldap_error(exc)}"
@@ -154,8 +181,11 @@ def _connect_one(uri: str, s: LdapSettings, log: StepLog) -> LDAPObject:
             f"{uri}: the server refused the bind as {who}: wrong bind DN or password"
         ) from None
     except (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR) as exc:
-        if s.security == "ldaps" and _is_tls_failure(exc):
-            raise _TryNext(f"TLS failed: {describe_ldap_error(exc)}") from None
+        if s.security == "ldaps" and _is_tls_failure(exc, uri, s.timeout):
+            raise _TryNext(
+                f"TLS failed (is the certificate signed by the CA in ca_file, and issued "
+                f"for this host name?): {describe_ldap_error(exc)}"
+            ) from None
         raise _TryNext(f"cannot reach the server: {describe_ldap_error(exc)}") from None
     except (ldap.STRONG_AUTH_REQUIRED, ldap.CONFIDENTIALITY_REQUIRED) as exc:
         raise SourceError(
