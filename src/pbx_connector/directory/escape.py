@@ -1,7 +1,8 @@
 """Escaping user-supplied text for LDAP, so that it can never change a DN or widen a filter.
 
 * `escape_dn_value` escapes one attribute value for a DN (RFC 4514, section 2.4): the
-  characters `" + , ; < > \\ =` and NUL anywhere, a leading space or `#`, a trailing space.
+  characters `" + , ; < > \\ =` anywhere, a leading space or `#`, a trailing space, and
+  control characters (NUL included) as `\\xx` hex pairs.
   `=` is not required by the RFC but escaping it is allowed and makes a value that someone
   splits naively on `=` harmless too.
 * `escape_filter_value` escapes one assertion value for a search filter (RFC 4515, section
@@ -21,8 +22,10 @@ def escape_dn_value(value: str) -> str:
     out: list[str] = []
     last = len(value) - 1
     for i, ch in enumerate(value):
-        if ch == "\x00":
-            out.append("\\00")
+        if ch < " " or ch == "\x7f":
+            # Control characters are legal but parsers trim or choke on some (newline);
+            # the hex form is unambiguous.
+            out.append(f"\\{ord(ch):02x}")
         elif ch in _DN_SPECIAL or (i == 0 and ch in " #") or (i == last and ch == " "):
             out.append("\\" + ch)
         else:

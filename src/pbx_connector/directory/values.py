@@ -39,12 +39,13 @@ def sid_text(raw: bytes) -> str:
 def value_text(attribute: str, raw: bytes) -> str:
     name = attribute.lower()
     try:
-        if name in GUID_ATTRIBUTES and len(raw) == 16:
+        if name in GUID_ATTRIBUTES:
             return guid_text(raw)
         if name in SID_ATTRIBUTES:
             return sid_text(raw)
     except ValueError:
-        pass  # not the shape we know: fall through to the generic forms
+        # Not the shape we know: show the bytes rather than text they happen to decode to.
+        return "base64:" + base64.b64encode(raw).decode("ascii")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
