@@ -16,6 +16,7 @@ from tests.servers.postgres import PostgresServer, postgres_available, start_pos
 
 # Directory servers for every test module: imported here, they are fixtures of this
 # conftest, so each session fixture starts its server once per run.
+from tests.servers.samba_fixtures import samba_ad  # noqa: F401
 from tests.servers.slapd_fixtures import (  # noqa: F401
     slapd_factory,
     slapd_scratch,

@@ -78,6 +78,10 @@ class SourceDecodeError(SourceError):
     """The bytes of a source are not valid in the configured encoding."""
 
 
+class BindRefused(SourceError):
+    """A directory refused a bind: wrong DN or password (not a failure of the server)."""
+
+
 class RowError(PbxConnectorError):
     """One row or record is invalid: in a run it is skipped and reported and the run goes
     on; for a record given by hand it is the user's input that is wrong."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from pbx_connector.errors import ExpressionError, RowError
 
@@ -39,7 +39,8 @@ def _as_text(value: Any) -> str:
     return str(_finalize(value))
 
 
-_ENV = SandboxedEnvironment(
+# Immutable: an expression cannot change the row (`mail.pop()`) that later ones read.
+_ENV = ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined,
     finalize=_finalize,
     autoescape=False,
@@ -69,7 +70,23 @@ def _digits(value: Any) -> str:
     return "+" + kept if text.startswith("+") else kept
 
 
-_ENV.filters.update(first_value=_first_value, values=_values, digits=_digits)
+def _extension(value: Any) -> str:
+    """The internal extension in a directory's phone number: the value itself when it is
+    only digits, else the direct-dial suffix after the last `-` (DIN 5008 writes
+    `+49 991 12345-100` for extension 100), else nothing."""
+    text = _as_text(_first_value(value)).strip()
+    if text and all(ch in "0123456789*#" for ch in text):
+        return text
+    head, sep, tail = text.rpartition("-")
+    tail = tail.strip()
+    if sep and head.strip() and tail and tail.isascii() and tail.isdigit():
+        return tail
+    return ""
+
+
+_ENV.filters.update(
+    first_value=_first_value, values=_values, digits=_digits, extension=_extension
+)
 
 Part = Callable[[Mapping[str, Any]], str]
 
@@ -98,6 +115,14 @@ def _referenced_fields(ast: nodes.Template) -> set[str]:
             and isinstance(node.arg.value, str)
         ):
             names.add(node.arg.value)
+    # `row.mail` reads the field too; `row.keys`, `row.get`, … are the dict's own.
+    for attr in ast.find_all(nodes.Getattr):
+        if (
+            isinstance(attr.node, nodes.Name)
+            and attr.node.name == ROW_NAME
+            and not hasattr(dict, attr.attr)
+        ):
+            names.add(attr.attr)
     return names
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import ldap
 from ldap.ldapobject import LDAPObject
 
-from pbx_connector.errors import ConfigError, SourceError
+from pbx_connector.errors import BindRefused, ConfigError, SourceError
 
 SECURITY_CHOICES = ("ldaps", "starttls", "none")
 DEFAULT_TIMEOUT = 10.0
@@ -177,7 +177,7 @@ def _connect_one(uri: str, s: LdapSettings, log: StepLog) -> LDAPObject:
         else:
             conn.simple_bind_s("", "")
     except ldap.INVALID_CREDENTIALS:
-        raise SourceError(
+        raise BindRefused(
             f"{uri}: the server refused the bind as {who}: wrong bind DN or password"
         ) from None
     except (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR) as exc:
