@@ -84,9 +84,7 @@ def _extension(value: Any) -> str:
     return ""
 
 
-_ENV.filters.update(
-    first_value=_first_value, values=_values, digits=_digits, extension=_extension
-)
+_ENV.filters.update(first_value=_first_value, values=_values, digits=_digits, extension=_extension)
 
 Part = Callable[[Mapping[str, Any]], str]
 

@@ -7,7 +7,9 @@ the full parser. Tests check that both paths agree wherever the fast one answers
 
 Rules, in order:
 1. Formatting characters (space, `-`, `/`, `.`, brackets) are ignored; `(0)` after a country
-   code is the trunk prefix people write by habit and is dropped.
+   code is the trunk prefix people write by habit and is dropped, as phonenumbers drops it:
+   only for countries whose trunk prefix is 0 (not Italy, where the 0 is dialled) and only
+   right after the country code (elsewhere it is a digit of the number).
 2. When an outside-line prefix is configured, a number that does not start with `+` and
    starts with that prefix has it removed (the source stores dial strings).
 3. A number of at most `INTERNAL_MAX_DIGITS` digits with no prefix is an internal extension:
@@ -28,7 +30,6 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 INTERNAL_MAX_DIGITS = 6
 
 _FORMATTING = re.compile(r"[\s\-./()\u00a0\u2010-\u2015]")
-_TRUNK_IN_BRACKETS = re.compile(r"\(\s*0\s*\)")
 _DIGITS = re.compile(r"\+?[0-9]+")
 
 
@@ -98,7 +99,7 @@ class PhoneNormaliser:
         text = raw.strip()
         if not text:
             return Normalised(None)
-        cleaned = _FORMATTING.sub("", _TRUNK_IN_BRACKETS.sub("", text))
+        cleaned = _FORMATTING.sub("", text)
         if (
             self.outside_line_prefix
             and not cleaned.startswith("+")
@@ -132,11 +133,39 @@ class PhoneNormaliser:
         return _parse_with_phonenumbers(text, self._r.code)
 
 
+@lru_cache(maxsize=512)
+def _after_trunk_zero(country_code: str) -> re.Pattern[str] | None:
+    """For a country whose trunk prefix is a plain 0: the pattern a national number must
+    match for phonenumbers to drop a 0 written after the country code. Else None."""
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(int(country_code))
+    if not regions:
+        return None
+    meta = PhoneMetadata.metadata_for_region_or_calling_code(int(country_code), regions[0])
+    if (
+        meta is None
+        or meta.national_prefix_for_parsing != "0"
+        or meta.national_prefix_transform_rule
+        or meta.general_desc is None
+        or not meta.general_desc.national_number_pattern
+    ):
+        return None
+    return re.compile(meta.general_desc.national_number_pattern)
+
+
 def _international(digits: str) -> Normalised | None:
+    if digits.startswith("0"):
+        return None  # no country code starts with 0 (`+049 …`): phonenumbers reports it
     for size in (1, 2, 3):
         cc = digits[:size]
         if cc and int(cc) in COUNTRY_CODE_TO_REGION_CODE:
             national = digits[size:]
+            if national.startswith("0"):
+                # `+49 (0) 991 …`: phonenumbers drops the trunk 0 when what is left is a
+                # viable number of that country; anything else is its decision.
+                viable = _after_trunk_zero(cc)
+                national = national[1:]
+                if viable is None or not viable.fullmatch(national):
+                    return None
             if not national or national.startswith("0"):
                 return None
             return _checked(cc, national)
