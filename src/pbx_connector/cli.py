@@ -716,6 +716,12 @@ def template_show(name: str) -> None:
     _print_json({**t.as_dict(), "settings": [s.name for s in all_settings(t)]})
 
 
+# Registered last: the auth commands use the helpers above.
+from pbx_connector.cli_auth import auth_app  # noqa: E402
+
+app.add_typer(auth_app, name="auth")
+
+
 def main() -> None:
     try:
         app()

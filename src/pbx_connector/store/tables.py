@@ -165,3 +165,27 @@ speeddials = Table(
 )
 
 RECORD_TABLES: dict[str, Table] = {"users": users, "phonebook": phonebook, "speeddials": speeddials}
+
+#: Every authentication attempt (never the password): the audit log.
+auth_attempts = Table(
+    "auth_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("username", String(255), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("origin", String(32), nullable=False),
+    Index("ix_auth_attempts_username", "username"),
+)
+
+#: Consecutive failures per username and the lock they earned.
+auth_lockouts = Table(
+    "auth_lockouts",
+    metadata,
+    Column("username", String(255), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+)

@@ -1,0 +1,101 @@
+"""`pbx-connector auth …`: authentication settings, checks, tests and the audit log."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+import pbx_connector.cli as base
+from pbx_connector import authentication
+from pbx_connector.profiles import parse_assignments
+from pbx_connector.store import auth_store
+
+EXIT_REJECTED = 1
+
+auth_app = typer.Typer(
+    help="Authentication of phone-system users (local passwords, LDAP / AD).",
+    no_args_is_help=True,
+)
+
+
+def _read_password() -> str:
+    """From a prompt on a terminal, else the first line of standard input."""
+    if sys.stdin.isatty():
+        value: str = typer.prompt("Password", hide_input=True)
+        return value
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@auth_app.command("settings")
+def auth_settings(
+    assignments: list[str] = typer.Argument(None, help="KEY=VALUE pairs to set."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show or set how users with method 'ldap' are checked against the directory."""
+    if assignments:
+        with base._handled():
+            values = parse_assignments(assignments)
+        cfg = base._tx(lambda conn: auth_store.save(conn, values))
+    else:
+        cfg = base._tx(auth_store.load)
+    shown = cfg.public_dict()
+    if as_json:
+        base._print_json({**shown, "mode": cfg.mode})
+        return
+    base._table(
+        ["SETTING", "VALUE", "DESCRIPTION"],
+        [[k, v, auth_store.AUTH_SETTINGS[k][1]] for k, v in shown.items()],
+    )
+    modes = {
+        "template": "bind as the user with the bind_user template",
+        "search": "search for the user with the service account, then bind as the user",
+        "none": "not configured: users with method 'ldap' cannot log in",
+    }
+    typer.echo(f"mode: {cfg.mode} ({modes[cfg.mode]})")
+
+
+@auth_app.command("check")
+def auth_check(username: str) -> None:
+    """Check USERNAME's password (from standard input or a prompt): prints accepted or
+    rejected, exit code 0 or 1, and nothing else."""
+    password = _read_password()
+    with base._handled():
+        result = authentication.authenticate(base._state.engine, username, password, origin="cli")
+    typer.echo("accepted" if result.accepted else "rejected")
+    if not result.accepted:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+@auth_app.command("test")
+def auth_test(username: str) -> None:
+    """Check USERNAME's password step by step, saying where and why it stops (the
+    password itself is never printed)."""
+    password = _read_password()
+    with base._handled():
+        result = authentication.authenticate(
+            base._state.engine, username, password, origin="test", log=typer.echo
+        )
+    if not result.accepted:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+@auth_app.command("log")
+def auth_log(
+    username: str = typer.Argument(None, help="Only this username."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The audit log of authentication attempts, newest first."""
+    name = username.strip().lower() if username else None
+    rows = base._tx(lambda conn: auth_store.list_attempts(conn, name, limit))
+    if as_json:
+        base._print_json(rows)
+        return
+    base._table(
+        ["AT", "USERNAME", "METHOD", "OUTCOME", "REASON", "ORIGIN"],
+        [
+            [r["at"], r["username"], r["method"], r["outcome"], r["reason"], r["origin"]]
+            for r in rows
+        ],
+    )
