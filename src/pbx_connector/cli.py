@@ -731,4 +731,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable module, not this __main__ copy, so that there is one CLI state.
+    from pbx_connector.cli import main as _main_of_module
+
+    _main_of_module()

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 
 import typer
 
-import pbx_connector.cli as base
 from pbx_connector import authentication
 from pbx_connector.profiles import parse_assignments
 from pbx_connector.store import auth_store
 
 EXIT_REJECTED = 1
+
+
+def _base() -> ModuleType:
+    """The main CLI module, for its state and helpers (imported late: it registers this
+    module's commands, so importing it here at load time would be circular)."""
+    from pbx_connector import cli
+
+    return cli
+
 
 auth_app = typer.Typer(
     help="Authentication of phone-system users (local passwords, LDAP / AD).",
@@ -33,6 +42,7 @@ def auth_settings(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show or set how users with method 'ldap' are checked against the directory."""
+    base = _base()
     if assignments:
         with base._handled():
             values = parse_assignments(assignments)
@@ -59,6 +69,7 @@ def auth_settings(
 def auth_check(username: str) -> None:
     """Check USERNAME's password (from standard input or a prompt): prints accepted or
     rejected, exit code 0 or 1, and nothing else."""
+    base = _base()
     password = _read_password()
     with base._handled():
         result = authentication.authenticate(base._state.engine, username, password, origin="cli")
@@ -71,6 +82,7 @@ def auth_check(username: str) -> None:
 def auth_test(username: str) -> None:
     """Check USERNAME's password step by step, saying where and why it stops (the
     password itself is never printed)."""
+    base = _base()
     password = _read_password()
     with base._handled():
         result = authentication.authenticate(
@@ -87,6 +99,7 @@ def auth_log(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The audit log of authentication attempts, newest first."""
+    base = _base()
     name = username.strip().lower() if username else None
     rows = base._tx(lambda conn: auth_store.list_attempts(conn, name, limit))
     if as_json:
