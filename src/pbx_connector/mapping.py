@@ -124,59 +124,97 @@ def _referenced_fields(ast: nodes.Template) -> set[str]:
     return names
 
 
-def _fast_parts(ast: nodes.Template) -> list[str | tuple[str]] | None:
-    """Text pieces and field lookups, when the template is nothing more than that."""
+#: Filters a compiled fast path may call directly: plain functions of one value, no
+#: context, environment or arguments (so calling them equals what the sandbox does).
+_FAST_FILTERS = frozenset(
+    {"lower", "upper", "trim", "title", "capitalize", "string",
+     "first_value", "values", "digits", "extension"}
+)  # fmt: skip
+
+Value = Callable[[Mapping[str, Any]], Any]
+
+
+def _lookup_value(name: str) -> Value:
+    def get(row: Mapping[str, Any]) -> Any:
+        try:
+            return row[name]
+        except KeyError:
+            raise RowError(f"{name!r} is undefined (the row has no such field)") from None
+
+    return get
+
+
+def _fast_expr(node: nodes.Node) -> Value | None:
+    """A direct Python evaluation of the common expression shapes: a field, `row["x"]`,
+    a string, `a or b`, and arg-less filters such as `| lower` or `| first_value`. None
+    for anything else, which then renders through the sandbox."""
+    if isinstance(node, nodes.Name) and node.name != ROW_NAME:
+        return _lookup_value(node.name)
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.node, nodes.Name)
+        and node.node.name == ROW_NAME
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+    ):
+        return _lookup_value(node.arg.value)
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        const = node.value
+        return lambda row: const
+    if isinstance(node, nodes.Or):
+        left, right = _fast_expr(node.left), _fast_expr(node.right)
+        if left is None or right is None:
+            return None
+        return lambda row: left(row) or right(row)
+    if (
+        isinstance(node, nodes.Filter)
+        and node.name in _FAST_FILTERS
+        and node.node is not None
+        and not node.args
+        and not node.kwargs
+        and node.dyn_args is None
+        and node.dyn_kwargs is None
+    ):
+        inner = _fast_expr(node.node)
+        func = _ENV.filters.get(node.name)
+        if inner is None or func is None or getattr(func, "jinja_pass_arg", None) is not None:
+            return None
+        return lambda row: func(inner(row))
+    return None
+
+
+def _fast_parts(ast: nodes.Template) -> list[str | Value] | None:
+    """Text pieces and fast expressions, when the template is nothing more than that."""
     if len(ast.body) == 0:
         return []
     if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
         return None
-    parts: list[str | tuple[str]] = []
+    parts: list[str | Value] = []
     for node in ast.body[0].nodes:
         if isinstance(node, nodes.TemplateData):
             parts.append(node.data)
-        elif isinstance(node, nodes.Name) and node.name != ROW_NAME:
-            parts.append((node.name,))
-        elif (
-            isinstance(node, nodes.Getitem)
-            and isinstance(node.node, nodes.Name)
-            and node.node.name == ROW_NAME
-            and isinstance(node.arg, nodes.Const)
-            and isinstance(node.arg.value, str)
-        ):
-            parts.append((node.arg.value,))
-        else:
+            continue
+        expr = _fast_expr(node)
+        if expr is None:
             return None
+        parts.append(expr)
     return parts
 
 
-def _lookup(name: str) -> Part:
-    def get(row: Mapping[str, Any]) -> str:
-        try:
-            return _as_text(row[name])
-        except KeyError:
-            raise RowError(f"the row has no field {name!r}", field=name) from None
-
-    return get
+def _text_of(expr: Value) -> Part:
+    return lambda row: _as_text(expr(row))
 
 
 def _constant(text: str) -> Part:
     return lambda row: text
 
 
-def _fast_renderer(parts: list[str | tuple[str]]) -> Callable[[Mapping[str, Any]], str]:
-    if not parts:
+def _fast_renderer(parts: list[str | Value]) -> Callable[[Mapping[str, Any]], str]:
+    pieces = [_constant(p) if isinstance(p, str) else _text_of(p) for p in parts]
+    if not pieces:
         return lambda row: ""
-    if len(parts) == 1:
-        only = parts[0]
-        if isinstance(only, str):
-            return lambda row: only
-        return _lookup(only[0])
-    pieces: list[Part] = []
-    for p in parts:
-        if isinstance(p, str):
-            pieces.append(_constant(p))
-        else:
-            pieces.append(_lookup(p[0]))
+    if len(pieces) == 1:
+        return pieces[0]
     return lambda row: "".join(piece(row) for piece in pieces)
 
 
@@ -190,7 +228,17 @@ def compile_variable(name: str, text: str) -> Expression:
     fields = _referenced_fields(ast)
     parts = _fast_parts(ast)
     if parts is not None:
-        return Expression(name, text, fields, _fast_renderer(parts))
+        fast = _fast_renderer(parts)
+
+        def render_fast(row: Mapping[str, Any]) -> str:
+            try:
+                return fast(row)
+            except RowError as exc:
+                raise RowError(exc.message, field=name) from None
+            except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+                raise RowError(str(exc), field=name) from None
+
+        return Expression(name, text, fields, render_fast)
 
     def render(row: Mapping[str, Any]) -> str:
         try:
