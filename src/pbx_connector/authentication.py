@@ -23,7 +23,7 @@ The rules, in order (each is tested):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -43,6 +43,8 @@ from pbx_connector.directory.escape import escape_dn_value, escape_filter_value
 from pbx_connector.domain.passwords import hash_secret, verify_secret
 from pbx_connector.domain.targets import ADMIN_USERNAME
 from pbx_connector.errors import BindRefused, ConfigError, SourceError
+from pbx_connector.sources.ldap import connection_settings as directory_connection
+from pbx_connector.sources.ldap import query_settings as directory_query
 from pbx_connector.store import auth_store
 from pbx_connector.store.auth_store import AuthSettings, Lockout
 from pbx_connector.store.tables import users
@@ -306,3 +308,37 @@ def _search_then_bind(
     except ldap.LDAPError as exc:
         log(f"the search failed: {describe_ldap_error(exc)}")
         return "directory_unavailable"
+
+
+def settings_from_profile(
+    kind: str, settings: Mapping[str, str], secrets: Mapping[str, str]
+) -> dict[str, str]:
+    """Authentication settings that check users against the directory a users profile
+    imports them from (its option `configure_authentication`): AD binds as the user's
+    UPN (`%@domain`); LDAP and UCS search for the uid with the profile's bind account."""
+    conn = directory_connection(kind, settings, secrets)
+    values = {
+        "uri": " ".join(conn.uris),
+        "security": conn.security,
+        "ca_file": conn.ca_file,
+        "verify": "yes" if conn.verify else "no",
+        "timeout": f"{conn.timeout:g}",
+    }
+    if kind == "ad":
+        domain = settings.get("domain", "").strip().strip(".")
+        return {
+            **values,
+            "bind_user": f"%@{domain}",
+            "bind_dn": "",
+            "search_base": "",
+            "bind_password": "",
+        }
+    query = directory_query(kind, settings)
+    return {
+        **values,
+        "bind_user": "",
+        "bind_dn": conn.bind_dn,
+        "bind_password": conn.bind_password,
+        "search_base": query.base_dn,
+        "user_attribute": "uid",
+    }

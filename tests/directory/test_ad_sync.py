@@ -171,3 +171,19 @@ def test_starttls_and_failures(
     cli("profile", "set", "ad", "security=ldaps")
     assert "TLS failed" in sync(cli, "ad", code=3)["errors"][0]["message"]
     assert len(users(cli)) == 5  # failed runs changed nothing
+
+
+def test_configure_authentication_checks_imported_users_against_the_dc(
+    cli: Cli, samba_ad: SambaAD, people: str
+) -> None:
+    create(cli, samba_ad, "ad", "ad-users", "--set", f"base_dn={people}",
+           "--set", "configure_authentication=yes")  # fmt: skip
+    out = cli("sync", "ad").stdout
+    assert "authentication settings taken from this profile" in out
+    assert {u["auth"] for u in users(cli).values()} == {"ldap"}
+    settings = cli.json("auth", "settings")
+    assert settings["bind_user"] == "%@example.test"
+    assert settings["mode"] == "template"
+    cli("auth", "settings", "failure_delay_ms=0")
+    assert cli("auth", "check", "alice", stdin="Alice-Secret-1\n").stdout == "accepted\n"
+    assert cli("auth", "check", "alice", stdin="nope\n", code=1).stdout == "rejected\n"

@@ -343,3 +343,21 @@ def test_invalid_settings_are_refused_when_set(cli: Cli, slapd_scratch: ScratchO
     assert "page_size must be a number" in r.stderr
     r = cli("profile", "set", "dir", "scope=deep", code=2)
     assert "scope must be one of" in r.stderr
+
+
+def test_configure_authentication_uses_the_profiles_connection(
+    cli: Cli, slapd_scratch: ScratchOU
+) -> None:
+    ou = slapd_scratch
+    person(ou, "lena", "Lena", "Lang", "9000", userPassword=["Lena-Secret-1"])
+    create(cli, ou.server, "dir", "ldap-users", ou.dn,
+           "--set", "configure_authentication=yes")  # fmt: skip
+    sync(cli, "dir")
+    (lena,) = [u for u in cli.json("users", "list") if u["username"] == "lena"]
+    assert lena["auth"] == "ldap"
+    settings = cli.json("auth", "settings")
+    assert (settings["mode"], settings["search_base"]) == ("search", ou.dn)
+    assert settings["bind_password"] == "(set)"
+    cli("auth", "settings", "failure_delay_ms=0")
+    assert cli("auth", "check", "lena", stdin="Lena-Secret-1\n").stdout == "accepted\n"
+    assert cli("auth", "check", "lena", stdin="wrong\n", code=1).stdout == "rejected\n"

@@ -13,13 +13,15 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from pbx_connector.authentication import settings_from_profile
 from pbx_connector.domain.phone import PhoneNormaliser
 from pbx_connector.domain.targets import TARGETS
 from pbx_connector.errors import ConfigError, PbxConnectorError, RunLocked
 from pbx_connector.mapping import RowMapper
 from pbx_connector.sources.base import Source
+from pbx_connector.sources.ldap import DIRECTORY_KINDS
 from pbx_connector.sources.registry import open_source
-from pbx_connector.store import runs
+from pbx_connector.store import auth_store, runs
 from pbx_connector.store.profiles import Profile, get_profile
 from pbx_connector.store.secrets import hash_key
 from pbx_connector.store.settings import get_settings
@@ -38,8 +40,19 @@ class Progress:
     writing: Callable[[int, int], None] | None = None
 
 
+def configures_authentication(profile: Profile) -> bool:
+    return (
+        profile.target == "users"
+        and profile.source in DIRECTORY_KINDS
+        and profile.settings.get("configure_authentication", "no") == "yes"
+    )
+
+
 def compile_mapper(profile: Profile) -> RowMapper:
     managed = {k: v for k, v in profile.variables.items() if v.strip()}
+    if configures_authentication(profile) and "auth" not in managed:
+        # Users imported to be checked against their directory get method ldap.
+        managed["auth"] = "ldap"
     return RowMapper.compile(managed, profile.prefilter)
 
 
@@ -151,8 +164,15 @@ def run_profile(
 
             with engine.begin() as conn:
                 apply_plan(conn, plan, profile.id, tick)
+                if configures_authentication(profile):
+                    auth_store.save(
+                        conn,
+                        settings_from_profile(profile.source, profile.settings, profile.secrets),
+                    )
             report["status"] = "ok"
             report["message"] = "applied" + (" (forced)" if plan.abort_reason else "")
+            if configures_authentication(profile):
+                report["message"] += "; authentication settings taken from this profile"
     except PbxConnectorError as exc:
         _failed(report, str(exc), exc.line, exc.field)
     except SQLAlchemyError as exc:
