@@ -487,3 +487,22 @@ def test_an_invalid_row_does_not_delete_the_record_it_used_to_be(
     report = run_profile(engine, "u")
     assert report["counts"]["invalid"] == 1 and report["counts"]["deleted"] == 0
     assert "dora" in by(records(engine, "users"), "username")
+
+
+def test_a_ragged_row_does_not_delete_the_record_it_used_to_be(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "pb.csv"
+    header = ",".join(PHONEBOOK_HEADER)
+    path.write_text(f"{header}\nA,1234567,,,,,,,\nB,2345678,,,,,,,\n", encoding="utf-8")
+    make_profile(engine, "pb", "csv-phonebook", path)
+    run_profile(engine, "pb")
+    # B's line loses its columns: its key cannot be read, so B must not look deleted.
+    path.write_text(f"{header}\nA,1234567,,,,,,,\nB,2345678\n", encoding="utf-8")
+    report = run_profile(engine, "pb")
+    assert report["counts"]["invalid"] == 1 and report["counts"]["deleted"] == 0
+    assert {"A", "B"} == set(by(records(engine, "phonebook"), "displayname"))
+    assert "cannot be told apart" in report["warnings"][0]["message"]
+    # Once the file is right again, a row that is really gone is deleted.
+    path.write_text(f"{header}\nA,1234567,,,,,,,\n", encoding="utf-8")
+    assert run_profile(engine, "pb")["counts"]["deleted"] == 1

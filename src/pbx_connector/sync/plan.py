@@ -276,6 +276,9 @@ def _fill(
     mapper = pin.mapper
     seen_keys: set[int] = set()
     seen_ids: set[int] = set()
+    # Rows that failed before their key was known: their records cannot be told apart
+    # from records that left the source, so a mirror run then deletes nothing.
+    unkeyed = 0
     claims: list[tuple[Write, list[Identity]]] = []
     updates_for_diff: list[tuple[Change, Write]] = []
 
@@ -287,6 +290,7 @@ def _fill(
         plan.current_ref = row.ref
         if row.error is not None:
             plan.error("invalid", line, None, row.error)
+            unkeyed += 1
             continue
         try:
             if not mapper.accepts(row.data):
@@ -295,12 +299,14 @@ def _fill(
             values = mapper.apply(row.data)
         except RowError as exc:
             plan.error("invalid", line, exc.field, exc.message)
+            unkeyed += 1
             continue
         key = _key_of(key_fields, lowered, values, row.data)
         if not key:
             plan.error(
                 "invalid", line, key_fields[0], f"the key ({', '.join(key_fields)}) is empty"
             )
+            unkeyed += 1
             continue
         hk = hash(key)
         if hk in seen_keys:
@@ -375,7 +381,17 @@ def _fill(
     plan.current_ref = None
     if progress is not None:
         progress(plan.rows_read)
-    if pin.mode == "mirror":
+    if pin.mode == "mirror" and unkeyed:
+        missing = sum(1 for rid, _ in own.values() if rid not in seen_ids)
+        if missing:
+            plan.warn(
+                None,
+                None,
+                f"{unkeyed} row(s) could not be read or mapped, so their records cannot be "
+                f"told apart from records that left the source: {missing} record(s) not seen "
+                "in this run are kept; fix the rows and run again to delete what is gone",
+            )
+    elif pin.mode == "mirror":
         plan.deletes = [(rid, key) for key, (rid, _) in own.items() if rid not in seen_ids]
         plan.counts["deleted"] = len(plan.deletes)
         for rid, key in plan.deletes[:SHOWN]:
