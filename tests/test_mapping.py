@@ -357,3 +357,15 @@ def test_unsafe_access_says_so() -> None:
 
 def test_ranges_within_the_limit_still_work() -> None:
     assert render("{{ range(1000)|sum }}") == "499500"
+
+
+@pytest.mark.parametrize(
+    "text", ['{{ "a" * 10**9 }}', "{{ 10 ** (10 ** 10) }}", "{{ [1, 2] * 100000 }}"]
+)
+def test_expressions_cannot_exhaust_memory_or_cpu(text: str) -> None:
+    with pytest.raises(RowError, match="too large"):
+        compile_variable("v", text).render(ROW)
+
+
+def test_small_products_and_powers_still_work() -> None:
+    assert compile_variable("v", '{{ "ab" * 3 }}{{ 2 ** 10 }}').render(ROW) == "ababab1024"

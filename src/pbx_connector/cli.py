@@ -693,7 +693,7 @@ def users_passwd(
         value = typer.prompt(f"New {what}", hide_input=True, confirmation_prompt=True)
     else:
         value = sys.stdin.readline().rstrip("\r\n")
-    if not value:
+    if not value.strip():
         fail(f"an empty {what} is not allowed")
 
     def go(conn: Connection) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from pbx_connector.errors import ExpressionError, RowError
@@ -40,7 +41,32 @@ def _as_text(value: Any) -> str:
 
 
 # Immutable: an expression cannot change the row (`mail.pop()`) that later ones read.
-_ENV = ImmutableSandboxedEnvironment(
+#: The largest string or list an expression may build with `*`, and the largest exponent:
+#: a variable runs once per row, so `'a' * 10**9` must fail, not exhaust the machine.
+MAX_SIZE = 100_000
+MAX_EXPONENT = 100
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with `*` and `**` checked before they run."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"the exponent {right} is too large (at most {MAX_EXPONENT})")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(seq) * times > MAX_SIZE
+                ):
+                    raise SecurityError(f"the result would be too large (over {MAX_SIZE})")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _Sandbox(
     undefined=jinja2.StrictUndefined,
     finalize=_finalize,
     autoescape=False,

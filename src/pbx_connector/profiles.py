@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -103,6 +104,9 @@ def apply_settings(profile: Profile, assignments: Mapping[str, str]) -> None:
                 profile.secrets[key] = value
             else:
                 profile.secrets.pop(key, None)
+        elif key == "path" and value.strip():
+            # Stored absolute: a scheduled run starts in another directory.
+            profile.settings[key] = os.path.abspath(os.path.expanduser(value.strip()))
         else:
             profile.settings[key] = value
     validate_settings(profile, template)

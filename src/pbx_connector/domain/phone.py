@@ -174,7 +174,7 @@ def _international(digits: str) -> Normalised | None:
 
 def _checked(country_code: str, national: str) -> Normalised | None:
     lengths = _possible_lengths(country_code)
-    if lengths is None or len(national) not in lengths:
+    if lengths is None or len(national) not in lengths or len(country_code + national) > 15:
         # Let phonenumbers decide (and word the problem) for anything unusual.
         return None
     return Normalised(f"+{country_code}{national}")
@@ -187,7 +187,10 @@ def _parse_with_phonenumbers(text: str, region: str) -> Normalised:
         return Normalised(None, f"not a phone number ({_reason(exc)})")
     if not phonenumbers.is_possible_number(number):
         return Normalised(None, "not a possible phone number for its country")
-    return Normalised(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(e164) > 16:  # "+" and at most 15 digits (ITU-T E.164)
+        return Normalised(None, "not a phone number (too long)")
+    return Normalised(e164)
 
 
 def _reason(exc: phonenumbers.NumberParseException) -> str:

@@ -225,6 +225,9 @@ def clean_record(
                 f"is {len(text)} characters long, at most {f.max_length} are allowed", field=name
             )
         # Plain text is most of a phonebook; skip the conversion dispatch for it.
+        if kind == "secret":
+            # A password is exactly what was typed, spaces included.
+            text = str(raw.get(name))
         values[name] = text if kind in _AS_IS else _convert(f, text, warnings)
         if kind == "phone":
             n = normaliser.normalise(text)

@@ -174,7 +174,9 @@ def run_profile(
             if configures_authentication(profile):
                 report["message"] += "; authentication settings taken from this profile"
     except PbxConnectorError as exc:
-        _failed(report, str(exc), exc.line, exc.field)
+        # Line and field go into their own keys; the message keeps only the source.
+        message = f"{exc.source}: {exc.message}" if exc.source else exc.message
+        _failed(report, message, exc.line, exc.field)
     except SQLAlchemyError as exc:
         # The transaction rolled back; say what the database said, not a traceback.
         _failed(report, f"database error: {getattr(exc, 'orig', None) or exc}", None, None)
