@@ -34,6 +34,15 @@ def test_migrations_create_exactly_the_declared_schema(engine: Engine) -> None:
     assert store_db.current_revision(engine) == store_db.head_revision()
 
 
+def test_the_head_revision_is_alembics() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(store_db.MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == store_db.head_revision()
+
+
 def test_upgrade_is_idempotent(db_url: str) -> None:
     engine = store_db.make_engine(db_url)
     assert store_db.upgrade(engine) is True

@@ -412,6 +412,8 @@ def _resolve_own_claims(
 ) -> None:
     """Two records of this profile may not end up with the same username, extension or
     code. Records that stay as they are keep theirs; writes claim in source order."""
+    if not claims:  # nothing is written, so nothing can clash (the common re-sync)
+        return
     updated = {w.record_id for w, _ in claims if w.record_id is not None}
     own = store.own_index(conn, pin.target, pin.profile_id)
     holder: dict[Identity, str] = {}
