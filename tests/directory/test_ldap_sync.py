@@ -361,3 +361,21 @@ def test_configure_authentication_uses_the_profiles_connection(
     cli("auth", "settings", "failure_delay_ms=0")
     assert cli("auth", "check", "lena", stdin="Lena-Secret-1\n").stdout == "accepted\n"
     assert cli("auth", "check", "lena", stdin="wrong\n", code=1).stdout == "rejected\n"
+
+
+def test_a_server_that_never_answers_times_out_and_the_next_is_tried(
+    cli: Cli, slapd_scratch: ScratchOU
+) -> None:
+    ou = slapd_scratch
+    person(ou, "mona", "Mona", "Maier", "9100")
+    # Accepts connections (the kernel does, from the backlog) but never says a word.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        mute = f"ldap://127.0.0.1:{silent.getsockname()[1]}"
+        create(cli, ou.server, "dir", "ldap-users", ou.dn, "--set", "timeout=1",
+               "--set", f"uri={mute}")  # fmt: skip
+        message = failure(cli, "dir")
+        assert mute in message and "cannot reach the server" in message
+        cli("profile", "set", "dir", f"uri={mute} {ou.server.uri}")
+        assert sync(cli, "dir")["counts"]["created"] == 1
