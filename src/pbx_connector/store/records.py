@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -190,6 +190,30 @@ def own_index(conn: Connection, target: str, profile_id: int) -> dict[str, tuple
         table.c.origin_profile_id == profile_id
     )
     return {r.origin_key: (r.id, r.content_hash) for r in conn.execute(query)}
+
+
+def iter_own_index(
+    conn: Connection, target: str, profile_id: int
+) -> Iterator[tuple[str, int, str | None]]:
+    """(origin key, record id, content hash) of every record this profile imported,
+    streamed: the caller keeps them compactly (see sync.keyindex)."""
+    table = table_for(target)
+    query = select(table.c.origin_key, table.c.id, table.c.content_hash).where(
+        table.c.origin_profile_id == profile_id
+    )
+    for r in conn.execution_options(yield_per=5000).execute(query):
+        yield r.origin_key, r.id, r.content_hash
+
+
+def origin_keys(conn: Connection, target: str, ids: Sequence[int]) -> dict[int, str]:
+    table = table_for(target)
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), 500):
+        query = select(table.c.id, table.c.origin_key).where(
+            table.c.id.in_(ids[start : start + 500])
+        )
+        found.update({r.id: r.origin_key or "" for r in conn.execute(query)})
+    return found
 
 
 def own_identities(conn: Connection, target: str, profile_id: int) -> dict[str, list[Identity]]:

@@ -26,7 +26,7 @@ def apply_plan(
 ) -> None:
     spec = TARGETS[plan.target]
     now = datetime.now(UTC)
-    store.delete_many(conn, plan.target, [rid for rid, _ in plan.deletes])
+    store.delete_many(conn, plan.target, plan.deletes)
     _park_unique_values(conn, plan)
 
     creates: list[dict[str, Any]] = []

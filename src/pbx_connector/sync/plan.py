@@ -26,6 +26,7 @@ from pbx_connector.errors import ConfigError, RecordError, RowError
 from pbx_connector.mapping import RowMapper
 from pbx_connector.sources.base import RowValue, Source
 from pbx_connector.store import records as store
+from pbx_connector.sync.keyindex import KeyIndex, fingerprint
 
 Action = Literal["create", "update", "delete", "conflict", "invalid"]
 
@@ -138,7 +139,7 @@ class Plan:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     spool: Spool = field(default_factory=Spool)
     dropped: set[int] = field(default_factory=set)
-    deletes: list[tuple[int, str]] = field(default_factory=list)
+    deletes: list[int] = field(default_factory=list)
     managed: tuple[str, ...] = ()
     abort_reason: str | None = None
     #: The `ref` (a DN) of the row being planned; errors and warnings carry it, so that a
@@ -268,14 +269,14 @@ def _fill(
         for n in key_fields
         if n in spec.field_names and spec.spec(n).kind in ("username", "owner")
     )
-    own = store.own_index(conn, pin.target, pin.profile_id)
-    plan.existing = len(own)
+    index = KeyIndex()
+    for key, rid, chash in store.iter_own_index(conn, pin.target, pin.profile_id):
+        index.add_existing(key, rid, chash)
+    plan.existing = index.existing
     foreign = store.foreign_identities(conn, pin.target, pin.profile_id)
     owners = store.usernames(conn) if pin.target == "phonebook" else set()
     hasher = Hasher(pin.hash_key, pin.fingerprint, managed)
     mapper = pin.mapper
-    seen_keys: set[int] = set()
-    seen_ids: set[int] = set()
     # Rows that failed before their key was known: their records cannot be told apart
     # from records that left the source, so a mirror run then deletes nothing.
     unkeyed = 0
@@ -308,8 +309,8 @@ def _fill(
             )
             unkeyed += 1
             continue
-        hk = hash(key)
-        if hk in seen_keys:
+        duplicate, rid, print_ = index.see(key)
+        if duplicate:
             plan.error(
                 "invalid",
                 line,
@@ -319,14 +320,11 @@ def _fill(
                 key=show_key(key),
             )
             continue
-        seen_keys.add(hk)
         content_hash = hasher(values, managed)
-        existing = own.get(key)
-        if existing is not None:
-            seen_ids.add(existing[0])
-            if existing[1] == content_hash:
-                plan.counts["unchanged"] += 1
-                continue
+        existing = (rid, print_) if rid else None
+        if existing is not None and print_ == fingerprint(content_hash):
+            plan.counts["unchanged"] += 1
+            continue
         try:
             clean = clean_record(spec, values, pin.normaliser, partial=existing is not None)
         except RecordError as exc:
@@ -382,7 +380,7 @@ def _fill(
     if progress is not None:
         progress(plan.rows_read)
     if pin.mode == "mirror" and unkeyed:
-        missing = sum(1 for rid, _ in own.values() if rid not in seen_ids)
+        missing = sum(1 for _ in index.unseen_records())
         if missing:
             plan.warn(
                 None,
@@ -392,12 +390,15 @@ def _fill(
                 "in this run are kept; fix the rows and run again to delete what is gone",
             )
     elif pin.mode == "mirror":
-        plan.deletes = [(rid, key) for key, (rid, _) in own.items() if rid not in seen_ids]
+        plan.deletes = list(index.unseen_records())
         plan.counts["deleted"] = len(plan.deletes)
-        for rid, key in plan.deletes[:SHOWN]:
-            plan.note(Change("delete", show_key(key), show_key(key), record_id=rid))
+        shown = plan.deletes[:SHOWN]
+        keys = store.origin_keys(conn, pin.target, shown)
+        for rid in shown:
+            key = show_key(keys.get(rid, ""))
+            plan.note(Change("delete", key, key, record_id=rid))
     if pin.target in _TRACK_OWN:
-        _resolve_own_claims(conn, pin, plan, claims, seen_ids)
+        _resolve_own_claims(conn, pin, plan, claims, index)
     _fill_diffs(conn, spec, updates_for_diff)
     _labels_for_deletes(conn, spec, plan)
     _safety(plan, pin.settings)
@@ -408,13 +409,14 @@ def _resolve_own_claims(
     pin: PlanInput,
     plan: Plan,
     claims: list[tuple[Write, list[Identity]]],
-    seen_ids: set[int],
+    index: KeyIndex,
 ) -> None:
     """Two records of this profile may not end up with the same username, extension or
     code. Records that stay as they are keep theirs; writes claim in source order."""
     if not claims:  # nothing is written, so nothing can clash (the common re-sync)
         return
     updated = {w.record_id for w, _ in claims if w.record_id is not None}
+    seen_ids = index.seen_records()
     own = store.own_index(conn, pin.target, pin.profile_id)
     holder: dict[Identity, str] = {}
     for key, idents in store.own_identities(conn, pin.target, pin.profile_id).items():
