@@ -244,6 +244,42 @@ def _fast_renderer(parts: list[str | Value]) -> Callable[[Mapping[str, Any]], st
     return lambda row: "".join(piece(row) for piece in pieces)
 
 
+def _plain_field(ast: nodes.Template) -> str | None:
+    """The field of a template that is exactly `{{ field }}` or `{{ row["field"] }}`."""
+    if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
+        return None
+    out = ast.body[0].nodes
+    if len(out) != 1:
+        return None
+    node = out[0]
+    if isinstance(node, nodes.Name) and node.name != ROW_NAME:
+        return node.name
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.node, nodes.Name)
+        and node.node.name == ROW_NAME
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+    ):
+        return node.arg.value
+    return None
+
+
+def _render_field(variable: str, field_name: str) -> Part:
+    """`{{ field }}`, the most common variable of all, in as few steps as possible."""
+
+    def render(row: Mapping[str, Any]) -> str:
+        try:
+            value = row[field_name]
+        except KeyError:
+            raise RowError(
+                f"{field_name!r} is undefined (the row has no such field)", field=variable
+            ) from None
+        return value if value.__class__ is str else _as_text(value)
+
+    return render
+
+
 def compile_variable(name: str, text: str) -> Expression:
     """Compile one variable template; a syntax error names the variable."""
     try:
@@ -252,6 +288,9 @@ def compile_variable(name: str, text: str) -> Expression:
     except jinja2.TemplateSyntaxError as exc:
         raise _compile_error(name, text, exc) from None
     fields = _referenced_fields(ast)
+    plain = _plain_field(ast)
+    if plain is not None:
+        return Expression(name, text, fields, _render_field(name, plain))
     parts = _fast_parts(ast)
     if parts is not None:
         fast = _fast_renderer(parts)

@@ -216,7 +216,7 @@ def clean_record(
         if not text:
             if f.required:
                 raise RecordError("is empty but required", field=name)
-            values[name] = _empty(f)
+            values[name] = "" if kind in _AS_IS else _empty(f)
             if kind == "phone":
                 e164[name] = None
             continue
