@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 import ldap
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, or_, select
 
 from pbx_connector.directory.connection import (
     LdapSettings,
@@ -47,7 +47,7 @@ from pbx_connector.sources.ldap import connection_settings as directory_connecti
 from pbx_connector.sources.ldap import query_settings as directory_query
 from pbx_connector.store import auth_store
 from pbx_connector.store.auth_store import AuthSettings, Lockout
-from pbx_connector.store.tables import users
+from pbx_connector.store.tables import auth_lockouts, users
 
 #: Characters that would change which account a UPN or down-level name means.
 _NOT_IN_NAMES = frozenset('\\/,=*()"<>;#%@ \t\r\n\x00')
@@ -103,13 +103,8 @@ def authenticate(
 
     name = username.strip().lower()
     with engine.connect() as conn:
-        cfg = auth_store.load(conn)
-        lock = auth_store.get_lockout(conn, name)
-        user = conn.execute(
-            select(users.c.username, users.c.enabled, users.c.auth, users.c.password_hash).where(
-                users.c.username == name
-            )
-        ).first()
+        cfg = _settings(engine, conn)
+        user, lock = _user_and_lock(conn, name)
     now = clock()
     locked_until = _aware(lock.locked_until)
     if locked_until is not None and locked_until > now:
@@ -131,6 +126,51 @@ def authenticate(
             time.sleep(delay)
     step(f"result: {result.outcome} ({result.reason})")
     return result
+
+
+#: Settings read within this many seconds are used again: a login server checks many
+#: passwords a second, and settings change rarely. Saving them in this process, or a
+#: different store, starts afresh.
+SETTINGS_TTL = 2.0
+_cache: dict[str, tuple[float, AuthSettings]] = {}
+
+
+def _settings(engine: Engine, conn: Connection) -> AuthSettings:
+    key = str(engine.url)
+    hit = _cache.get(key)
+    now = time.monotonic()
+    if hit and now - hit[0] < SETTINGS_TTL and hit[1].generation == auth_store.generation():
+        return hit[1]
+    cfg = auth_store.load(conn)
+    _cache[key] = (now, cfg)
+    return cfg
+
+
+#: Built once: constructing a statement costs more than SQLite takes to run it.
+_USER_AND_LOCK = (
+    select(
+        users.c.username,
+        users.c.enabled,
+        users.c.auth,
+        users.c.password_hash,
+        auth_lockouts.c.failures,
+        auth_lockouts.c.level,
+        auth_lockouts.c.locked_until,
+    )
+    .select_from(users.join(auth_lockouts, users.c.username == auth_lockouts.c.username, full=True))
+    .where(
+        or_(users.c.username == bindparam("name"), auth_lockouts.c.username == bindparam("name"))
+    )
+)
+
+
+def _user_and_lock(conn: Connection, name: str) -> tuple[Any, Lockout]:
+    """The user and its lockout in one query (an unknown name may be locked too)."""
+    row = conn.execute(_USER_AND_LOCK, {"name": name}).first()
+    if row is None:
+        return None, Lockout()
+    lock = Lockout() if row.failures is None else Lockout(row.failures, row.level, row.locked_until)
+    return (row if row.username is not None else None), lock
 
 
 def _check(cfg: AuthSettings, name: str, password: str, user: Any, step: StepLog) -> AuthResult:

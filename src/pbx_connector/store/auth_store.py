@@ -17,6 +17,7 @@ from pbx_connector.directory.connection import SECURITY_CHOICES, parse_uris
 from pbx_connector.directory.search import check_filter
 from pbx_connector.errors import ConfigError
 from pbx_connector.store import secrets as secret_box
+from pbx_connector.store.bulk import insert_rows
 from pbx_connector.store.tables import auth_attempts, auth_lockouts, settings
 
 PREFIX = "auth."
@@ -49,10 +50,19 @@ AUTH_SETTINGS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Bumped whenever this process saves settings, so that cached copies are dropped.
+_generation = 0
+
+
+def generation() -> int:
+    return _generation
+
+
 @dataclass(frozen=True)
 class AuthSettings:
     values: dict[str, str]
     bind_password: str = ""
+    generation: int = 0
 
     def get(self, name: str) -> str:
         return self.values.get(name, AUTH_SETTINGS[name][0])
@@ -123,7 +133,7 @@ def load(conn: Connection) -> AuthSettings:
             password = secret_box.decrypt_json(row.value).get(SECRET, "")
         elif name in AUTH_SETTINGS:
             values[name] = row.value
-    return AuthSettings(values, password)
+    return AuthSettings(values, password, _generation)
 
 
 def save(conn: Connection, assignments: dict[str, str]) -> AuthSettings:
@@ -147,6 +157,8 @@ def save(conn: Connection, assignments: dict[str, str]) -> AuthSettings:
     if password:
         token = secret_box.encrypt_json({SECRET: password})
         conn.execute(insert(settings).values(key=PREFIX + SECRET, value=token))
+    global _generation
+    _generation += 1
     return merged
 
 
@@ -162,16 +174,15 @@ def record_attempt(
     reason: str,
     origin: str,
 ) -> None:
-    conn.execute(
-        insert(auth_attempts).values(
-            at=at,
-            username=username[:255],
-            method=method,
-            outcome=outcome,
-            reason=reason,
-            origin=origin,
-        )
-    )
+    row = {
+        "at": at,
+        "username": username[:255],
+        "method": method,
+        "outcome": outcome,
+        "reason": reason,
+        "origin": origin,
+    }
+    insert_rows(conn, auth_attempts, [row])
 
 
 def list_attempts(

@@ -12,6 +12,7 @@ from pbx_connector.domain.identity import Identity, identities
 from pbx_connector.domain.passwords import hash_secret
 from pbx_connector.domain.targets import ADMIN_USERNAME, TARGETS, CleanRecord, TargetSpec
 from pbx_connector.errors import NotFoundError, ProtectedRecordError, UsageError
+from pbx_connector.store.bulk import insert_rows
 from pbx_connector.store.tables import RECORD_TABLES, column_names, profiles
 
 #: A row as SQLAlchemy returns it (`RowMapping` is keyed by names or columns).
@@ -261,38 +262,8 @@ def load_rows(conn: Connection, target: str, ids: Sequence[int]) -> dict[int, St
 
 
 def insert_many(conn: Connection, target: str, rows: Iterable[dict[str, Any]]) -> None:
-    """Insert rows that all have the same columns.
-
-    SQLAlchemy's executemany prepares every row's parameters in Python, which costs as much
-    as the database's own work on a large import. Here the statement is compiled once, each
-    column's bind processor (dates, JSON, booleans) is looked up once, and the driver gets
-    plain tuples or dicts.
-    """
-    batch = list(rows)
-    if not batch:
-        return
-    table = table_for(target)
-    names = list(batch[0])
-    if any(len(r) != len(names) for r in batch):
-        conn.execute(insert(table), batch)
-        return
-    dialect = conn.dialect
-    compiled = insert(table).compile(dialect=dialect, column_keys=names, for_executemany=True)
-    if set(compiled.binds) != set(names):  # a column default filled in: let SQLAlchemy do it
-        conn.execute(insert(table), batch)
-        return
-    procs = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
-    plain = [
-        [r[n] for r in batch] if p is None else [p(r[n]) for r in batch]
-        for n, p in zip(names, procs, strict=True)
-    ]
-    if compiled.positional:
-        order = [names.index(k) for k in compiled.positiontup or ()]
-        params: list[Any] = [tuple(plain[i][j] for i in order) for j in range(len(batch))]
-    else:
-        keys = {b: names.index(b) for b in compiled.binds}
-        params = [{k: plain[i][j] for k, i in keys.items()} for j in range(len(batch))]
-    conn.exec_driver_sql(str(compiled), params)
+    """Insert rows that all have the same columns (see store.bulk)."""
+    insert_rows(conn, table_for(target), list(rows))
 
 
 def update_many(conn: Connection, target: str, rows: list[dict[str, Any]]) -> None:
