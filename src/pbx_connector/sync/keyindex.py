@@ -4,8 +4,9 @@ source has shown so far.
 A run must hold this for every record it owns, which makes it the one part of a sync
 whose memory grows with the data. As Python dicts and sets of strings and tuples it costs
 ~250 bytes a record (a million-record re-sync: ~800 MB). Here a key is its 64-bit hash in
-an open-addressing table (linear probing, at most half full), pointing into dense arrays
-of record ids and content fingerprints: ~30 bytes a key.
+an open-addressing table (linear probing, at most half full); an owned record's slot
+points into dense arrays of record ids and content fingerprints. That is ~25 bytes for a
+key only the source has, ~40 for an owned record.
 
 Two different keys with the same 64-bit hash would be taken for one; with Python's
 randomised string hash the chance is about n²/2⁶⁵ (3·10⁻⁸ for a million keys), and a
@@ -19,6 +20,9 @@ from collections.abc import Iterator
 
 _EMPTY = 0
 _MIN_BITS = 10
+#: The slot of a key only the source has shown: it needs no record id, fingerprint or
+#: seen flag (being in the table is being seen), so a first import stores just the hash.
+_NEW = -1
 
 
 def _key_hash(key: str) -> int:
@@ -40,15 +44,16 @@ class KeyIndex:
         self._ids = array("q")
         self._prints = array("Q")
         self._seen = bytearray()
+        self._count = 0
         self.existing = 0
 
     def _alloc(self, bits: int) -> None:
         self._mask = (1 << bits) - 1
         self._hashes = array("q", bytes(8 << bits))
-        self._slots = array("l", bytes(array("l").itemsize << bits))
+        self._slots = array("i", bytes(4 << bits))
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._count
 
     def _find(self, h: int) -> int:
         """The table position of hash `h`, or of the empty place where it would go."""
@@ -60,17 +65,13 @@ class KeyIndex:
                 return i
             i = (i + 1) & mask
 
-    def _insert(self, h: int, record_id: int, print_: int, seen: bool) -> int:
-        if 2 * (len(self._ids) + 1) > self._mask + 1:
+    def _insert(self, h: int, slot: int) -> None:
+        if 2 * (self._count + 1) > self._mask + 1:
             self._grow()
         i = self._find(h)
-        n = len(self._ids)
         self._hashes[i] = h
-        self._slots[i] = n
-        self._ids.append(record_id)
-        self._prints.append(print_)
-        self._seen.append(1 if seen else 0)
-        return n
+        self._slots[i] = slot
+        self._count += 1
 
     def _grow(self) -> None:
         old_hashes, old_slots = self._hashes, self._slots
@@ -83,7 +84,10 @@ class KeyIndex:
 
     def add_existing(self, key: str, record_id: int, content_hash: str | None) -> None:
         """A record the profile imported before."""
-        self._insert(_key_hash(key), record_id, fingerprint(content_hash), seen=False)
+        self._insert(_key_hash(key), len(self._ids))
+        self._ids.append(record_id)
+        self._prints.append(fingerprint(content_hash))
+        self._seen.append(0)
         self.existing += 1
 
     def see(self, key: str) -> tuple[bool, int, int]:
@@ -92,9 +96,11 @@ class KeyIndex:
         h = _key_hash(key)
         i = self._find(h)
         if self._hashes[i] == _EMPTY:
-            self._insert(h, 0, 0, seen=True)
+            self._insert(h, _NEW)
             return False, 0, 0
         n = self._slots[i]
+        if n == _NEW:
+            return True, 0, 0
         if self._seen[n]:
             return True, self._ids[n], self._prints[n]
         self._seen[n] = 1
