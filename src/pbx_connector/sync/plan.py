@@ -15,7 +15,7 @@ import pickle
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, NamedTuple
 
 from sqlalchemy import Connection
 
@@ -65,13 +65,13 @@ class Change:
         return out
 
 
-@dataclass
-class Write:
+class Write(NamedTuple):
     """One spooled create or update: column values ready for the store (secrets still
-    plain; they are hashed when written)."""
+    plain; they are hashed when written). A named tuple, because a million of them are
+    pickled and unpickled, and tuples do that in half the time of dataclasses."""
 
     action: Literal["create", "update"]
-    index: int
+    position: int
     key: str
     line: int
     label: str
@@ -430,7 +430,7 @@ def _resolve_own_claims(
             for ident in idents:
                 holder[ident] = write.key
             continue
-        plan.dropped.add(write.index)
+        plan.dropped.add(write.position)
         plan.counts["created" if write.action == "create" else "updated"] -= 1
         plan.changes = [
             c
