@@ -209,25 +209,32 @@ def clean_record(
     e164: dict[str, str | None] = {}
     warnings: list[tuple[str, str]] = []
     fields = [f for f in spec.fields if f.name in raw] if partial else spec.fields
+    get = raw.get
     for f in fields:
         name, kind = f.name, f.kind
-        text = raw.get(name, "")
-        text = "" if text is None else str(text).strip()
+        text = get(name, "")
+        if text.__class__ is not str:
+            text = "" if text is None else str(text)
+        text = text.strip()
         if not text:
             if f.required:
                 raise RecordError("is empty but required", field=name)
-            values[name] = "" if kind in _AS_IS else _empty(f)
             if kind == "phone":
+                values[name] = ""
                 e164[name] = None
+            else:
+                values[name] = "" if kind in _AS_IS else _empty(f)
             continue
         if len(text) > f.max_length:
             raise RecordError(
                 f"is {len(text)} characters long, at most {f.max_length} are allowed", field=name
             )
-        # Plain text is most of a phonebook; skip the conversion dispatch for it.
+        if kind == "text":  # most of a phonebook: no conversion to dispatch
+            values[name] = text
+            continue
         if kind == "secret":
             # A password is exactly what was typed, spaces included.
-            text = str(raw.get(name))
+            text = str(get(name))
         values[name] = text if kind in _AS_IS else _convert(f, text, warnings)
         if kind == "phone":
             n = normaliser.normalise(text)

@@ -83,7 +83,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         for n, p in zip(columns, prepared.procs, strict=True)
     ]
     if prepared.names is None:
-        params: list[Any] = [tuple(plain[i][j] for i in prepared.order) for j in range(len(rows))]
+        params: list[Any] = list(zip(*(plain[i] for i in prepared.order), strict=True))
     else:
         pairs = list(zip(prepared.names, prepared.order, strict=True))
         params = [{k: plain[i][j] for k, i in pairs} for j in range(len(rows))]
