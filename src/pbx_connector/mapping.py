@@ -129,16 +129,27 @@ def _compile_error(what: str, text: str, exc: jinja2.TemplateSyntaxError) -> Exp
     return ExpressionError(f"{exc.message} (in {text!r})", field=what)
 
 
+def _field_of(node: nodes.Node) -> str | None:
+    """The row field a node reads directly: `field` or `row["field"]`."""
+    if isinstance(node, nodes.Name) and node.name != ROW_NAME:
+        return node.name
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.node, nodes.Name)
+        and node.node.name == ROW_NAME
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+    ):
+        return node.arg.value
+    return None
+
+
 def _referenced_fields(ast: nodes.Template) -> set[str]:
     names = set(meta.find_undeclared_variables(ast)) - {ROW_NAME}
     for node in ast.find_all(nodes.Getitem):
-        if (
-            isinstance(node.node, nodes.Name)
-            and node.node.name == ROW_NAME
-            and isinstance(node.arg, nodes.Const)
-            and isinstance(node.arg.value, str)
-        ):
-            names.add(node.arg.value)
+        field_name = _field_of(node)
+        if field_name is not None:
+            names.add(field_name)
     # `row.mail` reads the field too; `row.keys`, `row.get`, … are the dict's own.
     for attr in ast.find_all(nodes.Getattr):
         if (
@@ -174,16 +185,9 @@ def _fast_expr(node: nodes.Node) -> Value | None:
     """A direct Python evaluation of the common expression shapes: a field, `row["x"]`,
     a string, `a or b`, and arg-less filters such as `| lower` or `| first_value`. None
     for anything else, which then renders through the sandbox."""
-    if isinstance(node, nodes.Name) and node.name != ROW_NAME:
-        return _lookup_value(node.name)
-    if (
-        isinstance(node, nodes.Getitem)
-        and isinstance(node.node, nodes.Name)
-        and node.node.name == ROW_NAME
-        and isinstance(node.arg, nodes.Const)
-        and isinstance(node.arg.value, str)
-    ):
-        return _lookup_value(node.arg.value)
+    field_name = _field_of(node)
+    if field_name is not None:
+        return _lookup_value(field_name)
     if isinstance(node, nodes.Const) and isinstance(node.value, str):
         const = node.value
         return lambda row: const
@@ -249,20 +253,7 @@ def _plain_field(ast: nodes.Template) -> str | None:
     if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
         return None
     out = ast.body[0].nodes
-    if len(out) != 1:
-        return None
-    node = out[0]
-    if isinstance(node, nodes.Name) and node.name != ROW_NAME:
-        return node.name
-    if (
-        isinstance(node, nodes.Getitem)
-        and isinstance(node.node, nodes.Name)
-        and node.node.name == ROW_NAME
-        and isinstance(node.arg, nodes.Const)
-        and isinstance(node.arg.value, str)
-    ):
-        return node.arg.value
-    return None
+    return _field_of(out[0]) if len(out) == 1 else None
 
 
 def _render_field(variable: str, field_name: str) -> Part:

@@ -123,7 +123,13 @@ def test_mirror_deletes_what_the_source_no_longer_has_update_mode_does_not(
     run_profile(engine, "update")
     write_csv(path, PHONEBOOK_HEADER, rows[:8])
     write_csv(other_path, PHONEBOOK_HEADER, others[:8])
-    assert run_profile(engine, "mirror")["counts"]["deleted"] == 2
+    report = run_profile(engine, "mirror")
+    assert report["counts"]["deleted"] == 2
+    deleted = sorted((c["record"], c["key"]) for c in report["changes"] if c["action"] == "delete")
+    assert deleted == [
+        ("Person 8", "Person 8 | +49 991 10008"),
+        ("Person 9", "Person 9 | +49 991 10009"),
+    ]
     assert run_profile(engine, "update")["counts"]["deleted"] == 0
     mine = [
         r["displayname"] for r in records(engine, "phonebook") if r["origin"]["profile"] == "mirror"

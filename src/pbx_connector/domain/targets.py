@@ -219,22 +219,18 @@ def clean_record(
         if not text:
             if f.required:
                 raise RecordError("is empty but required", field=name)
+            values[name] = "" if kind in _AS_IS else _empty(f)
             if kind == "phone":
-                values[name] = ""
                 e164[name] = None
-            else:
-                values[name] = "" if kind in _AS_IS else _empty(f)
             continue
         if len(text) > f.max_length:
             raise RecordError(
                 f"is {len(text)} characters long, at most {f.max_length} are allowed", field=name
             )
-        if kind == "text":  # most of a phonebook: no conversion to dispatch
-            values[name] = text
-            continue
         if kind == "secret":
             # A password is exactly what was typed, spaces included.
             text = str(get(name))
+        # Plain text is most of a phonebook: no conversion to dispatch for it.
         values[name] = text if kind in _AS_IS else _convert(f, text, warnings)
         if kind == "phone":
             n = normaliser.normalise(text)

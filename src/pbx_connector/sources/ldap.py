@@ -210,17 +210,22 @@ def ad_bind_name(user: str, domain: str) -> str:
     return f"{user}@{domain.strip().strip('.')}"
 
 
-def connection_settings(
-    kind: str, settings: Mapping[str, str], secrets: Mapping[str, str]
-) -> LdapSettings:
-    """How to reach the directory of a profile of this kind (shared with authentication)."""
-    default_security = "ldaps" if kind == "ad" else "starttls"
-    security = settings.get("security", "").strip() or default_security
+def _security(kind: str, settings: Mapping[str, str]) -> str:
+    """The profile's security setting; AD defaults to LDAPS, the others to StartTLS."""
+    security = settings.get("security", "").strip() or ("ldaps" if kind == "ad" else "starttls")
     if security not in SECURITY_CHOICES:
         raise ConfigError(
             f"security must be one of {', '.join(SECURITY_CHOICES)}, not {security!r}",
             field="security",
         )
+    return security
+
+
+def connection_settings(
+    kind: str, settings: Mapping[str, str], secrets: Mapping[str, str]
+) -> LdapSettings:
+    """How to reach the directory of a profile of this kind (shared with authentication)."""
+    security = _security(kind, settings)
     if kind == "ad":
         domain = settings.get("domain", "")
         servers = settings.get("server", "").strip() or domain.strip()
@@ -296,12 +301,7 @@ def open_directory(
 def check_directory_settings(kind: str, settings: Mapping[str, str]) -> None:
     """Check the directory settings that are set (missing required ones are reported by
     whoever knows the template), without contacting any server."""
-    security = settings.get("security", "").strip() or ("ldaps" if kind == "ad" else "starttls")
-    if security not in SECURITY_CHOICES:
-        raise ConfigError(
-            f"security must be one of {', '.join(SECURITY_CHOICES)}, not {security!r}",
-            field="security",
-        )
+    security = _security(kind, settings)
     servers = settings.get("server" if kind == "ad" else "uri", "")
     if servers.strip():
         parse_uris(servers, security)

@@ -184,15 +184,6 @@ def usernames(conn: Connection) -> set[str]:
 # --- what a sync needs -------------------------------------------------------------------
 
 
-def own_index(conn: Connection, target: str, profile_id: int) -> dict[str, tuple[int, str | None]]:
-    """origin key → (record id, content hash) for every record this profile imported."""
-    table = table_for(target)
-    query = select(table.c.origin_key, table.c.id, table.c.content_hash).where(
-        table.c.origin_profile_id == profile_id
-    )
-    return {r.origin_key: (r.id, r.content_hash) for r in conn.execute(query)}
-
-
 def iter_own_index(
     conn: Connection, target: str, profile_id: int
 ) -> Iterator[tuple[str, int, str | None]]:
@@ -206,22 +197,14 @@ def iter_own_index(
         yield r.origin_key, r.id, r.content_hash
 
 
-def origin_keys(conn: Connection, target: str, ids: Sequence[int]) -> dict[int, str]:
-    table = table_for(target)
-    found: dict[int, str] = {}
-    for start in range(0, len(ids), 500):
-        query = select(table.c.id, table.c.origin_key).where(
-            table.c.id.in_(ids[start : start + 500])
-        )
-        found.update({r.id: r.origin_key or "" for r in conn.execute(query)})
-    return found
-
-
-def own_identities(conn: Connection, target: str, profile_id: int) -> dict[str, list[Identity]]:
+def own_identities(
+    conn: Connection, target: str, profile_id: int
+) -> dict[str, tuple[int, list[Identity]]]:
+    """origin key → (record id, identities) of every record this profile imported."""
     table = table_for(target)
     query = select(table).where(table.c.origin_profile_id == profile_id)
     return {
-        r.origin_key: identities(target, stored_values(TARGETS[target], r._mapping))
+        r.origin_key: (r.id, identities(target, stored_values(TARGETS[target], r._mapping)))
         for r in conn.execute(query)
     }
 

@@ -321,12 +321,12 @@ def _fill(
             )
             continue
         content_hash = hasher(values, managed)
-        existing = (rid, print_) if rid else None
-        if existing is not None and print_ == fingerprint(content_hash):
+        # rid: the id of the record this profile made for the key before (0: none yet).
+        if rid and print_ == fingerprint(content_hash):
             plan.counts["unchanged"] += 1
             continue
         try:
-            clean = clean_record(spec, values, pin.normaliser, partial=existing is not None)
+            clean = clean_record(spec, values, pin.normaliser, partial=bool(rid))
         except RecordError as exc:
             plan.error("invalid", line, exc.field, exc.message, key=show_key(key))
             continue
@@ -355,20 +355,20 @@ def _fill(
             continue
         for name, message in clean.warnings:
             plan.warn(line, name, message)
-        action: Literal["create", "update"] = "create" if existing is None else "update"
+        action: Literal["create", "update"] = "update" if rid else "create"
         write = Write(
             action,
             plan.spool.count,
             key,
             line,
             label,
-            None if existing is None else existing[0],
+            rid or None,
             clean.values,
             clean.e164,
             content_hash,
         )
         plan.spool.append(write)
-        plan.counts["created" if existing is None else "updated"] += 1
+        plan.counts[action + "d"] += 1
         change = Change(action, label, show_key(key), line, write.record_id, ref=row.ref)
         plan.note(change)
         if action == "update" and len(updates_for_diff) < SHOWN:
@@ -392,11 +392,9 @@ def _fill(
     elif pin.mode == "mirror":
         plan.deletes = list(index.unseen_records())
         plan.counts["deleted"] = len(plan.deletes)
-        shown = plan.deletes[:SHOWN]
-        keys = store.origin_keys(conn, pin.target, shown)
-        for rid in shown:
-            key = show_key(keys.get(rid, ""))
-            plan.note(Change("delete", key, key, record_id=rid))
+        for rid in plan.deletes[:SHOWN]:
+            # Key and label are filled in from the stored record (_labels_for_deletes).
+            plan.note(Change("delete", "", "", record_id=rid))
     if pin.target in _TRACK_OWN:
         _resolve_own_claims(conn, pin, plan, claims, index)
     _fill_diffs(conn, spec, updates_for_diff)
@@ -417,10 +415,8 @@ def _resolve_own_claims(
         return
     updated = {w.record_id for w, _ in claims if w.record_id is not None}
     seen_ids = index.seen_records()
-    own = store.own_index(conn, pin.target, pin.profile_id)
     holder: dict[Identity, str] = {}
-    for key, idents in store.own_identities(conn, pin.target, pin.profile_id).items():
-        rid = own[key][0]
+    for key, (rid, idents) in store.own_identities(conn, pin.target, pin.profile_id).items():
         if rid in seen_ids and rid not in updated:
             for ident in idents:
                 holder[ident] = key
@@ -472,7 +468,8 @@ def _labels_for_deletes(conn: Connection, spec: TargetSpec, plan: Plan) -> None:
     for c in deletes:
         stored = rows.get(c.record_id or 0)
         if stored is not None:
-            c.label = spec.describe(store.stored_values(spec, stored)) or c.label
+            c.key = show_key(stored["origin_key"] or "")
+            c.label = spec.describe(store.stored_values(spec, stored)) or c.key
 
 
 def _safety(plan: Plan, settings: Mapping[str, str]) -> None:
