@@ -3,32 +3,13 @@
 # example file, simulated, imported and listed, in an SQLite store under ./.data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # python-ldap builds against OpenLDAP's headers; a fresh Debian lacks them (and venv).
 APT_PACKAGES=(python3-venv libldap2-dev libsasl2-dev gcc python3-dev)
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  missing=()
-  for pkg in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-      || missing+=("$pkg")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "${missing[@]}" >/dev/null
-  fi
-elif ! [ -e /usr/include/ldap.h ]; then
-  echo "python-ldap needs: sudo apt-get install ${APT_PACKAGES[*]}" >&2
-  exit 1
-fi
-
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e .
+apt_install_missing "${APT_PACKAGES[@]}"
+make_venv .
 
 export PBX_CONNECTOR_HOME=${PBX_CONNECTOR_HOME:-$PWD/.data}
 pbx=.venv/bin/pbx-connector

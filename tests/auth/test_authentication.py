@@ -4,7 +4,6 @@ against the store and real directories (slapd, Samba AD)."""
 from __future__ import annotations
 
 import json
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from pbx_connector.authentication import authenticate, bind_name, user_filter
 from pbx_connector.directory.search import check_filter
 from pbx_connector.store import auth_store
 from pbx_connector.store.db import open_store_engine
-from tests.helpers import Cli
+from tests.helpers import Cli, free_port
 from tests.servers.samba_ad import SambaAD
 from tests.servers.slapd import ALICE, INJECTION_USERS, JUERGEN, SlapdServer
 
@@ -32,12 +31,6 @@ def cli(tmp_path: Path) -> Cli:
 def engine(cli: Cli) -> Engine:
     cli("db", "upgrade")
     return open_store_engine(f"sqlite:///{cli.db}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fast(cli: Cli) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Cli
+from tests.helpers import Cli, free_port
 from tests.servers.slapd import SlapdServer
 from tests.servers.slapd_fixtures import ScratchOU
 
@@ -20,12 +20,6 @@ pytestmark = pytest.mark.slapd
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "cli.db")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def person(

@@ -39,7 +39,6 @@ Why it looks the way it does (Samba 4.17, Debian 12):
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
 import ipaddress
 import os
@@ -58,12 +57,10 @@ from typing import IO, Any
 
 import ldap
 import ldap.dn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from ldap.controls import LDAPControl, SimplePagedResultsControl
 from ldap.ldapobject import LDAPObject
+
+from tests.servers.tls import CA_FILE, CERT_FILE, KEY_FILE, make_tls_files
 
 HOST = "127.0.0.2"
 REALM = "EXAMPLE.TEST"
@@ -315,82 +312,6 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
 
-# --- TLS -----------------------------------------------------------------------------------
-
-
-def _write_tls_files(tls_dir: Path, host: str, dns_names: Sequence[str]) -> None:
-    """A private CA (ca.pem) and a server certificate for ``host`` signed by it."""
-    tls_dir.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-    until = now + datetime.timedelta(days=30)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pbx-connector test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(until)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    san: list[x509.GeneralName] = [x509.IPAddress(ipaddress.IPv4Address(host))]
-    san += [x509.DNSName(name) for name in dns_names]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(until)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    (tls_dir / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    (tls_dir / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file = tls_dir / "key.pem"
-    # Create it 0600 from the start: Samba refuses a TLS key readable by others.
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption(),
-            )
-        )
-    os.chmod(key_file, 0o600)
-
-
 # --- LDAP helpers ------------------------------------------------------------------------
 
 AttrValue = str | bytes | Sequence[str | bytes]
@@ -484,7 +405,7 @@ class SambaAD:
     @property
     def ca_file(self) -> Path:
         """PEM file of the CA that signed the DC's certificate (for LDAPS and StartTLS)."""
-        return self.tls_dir / "ca.pem"
+        return self.tls_dir / CA_FILE
 
     @property
     def smb_conf(self) -> Path:
@@ -908,9 +829,9 @@ def _smb_conf(base: Path, host: str, realm: str, domain: str) -> str:
         "server services": "ldap",
         "ldap server require strong auth": "no",
         "tls enabled": "yes",
-        "tls keyfile": str(tls / "key.pem"),
-        "tls certfile": str(tls / "cert.pem"),
-        "tls cafile": str(tls / "ca.pem"),
+        "tls keyfile": str(tls / KEY_FILE),
+        "tls certfile": str(tls / CERT_FILE),
+        "tls cafile": str(tls / CA_FILE),
         "private dir": str(base / "private"),
         "lock directory": str(base),
         "state directory": str(base / "state"),
@@ -1021,7 +942,7 @@ def _provision(base_dir: Path, realm: str, domain: str, admin_password: str, hos
     )
     (base / "run").mkdir(exist_ok=True)
     handle.smb_conf.write_text(_smb_conf(base, host, realm, domain))
-    _write_tls_files(handle.tls_dir, host, [handle.dc_fqdn, DC_HOSTNAME.lower()])
+    make_tls_files(handle.tls_dir, host, [handle.dc_fqdn, DC_HOSTNAME.lower()])
     return handle
 
 

@@ -52,9 +52,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
 import hashlib
-import ipaddress
 import os
 import re
 import secrets
@@ -70,12 +68,10 @@ from pathlib import Path
 
 import ldap
 import ldap.dn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ldap.controls import SimplePagedResultsControl
 from ldap.ldapobject import LDAPObject
+
+from tests.servers.tls import TlsFiles, make_tls_files
 
 HOST = "127.0.0.1"
 DEFAULT_SUFFIX = "dc=example,dc=test"
@@ -117,124 +113,6 @@ def find_binary(name: str) -> Path | None:
 def slapd_available() -> bool:
     """True when slapd and slapadd are installed (both come with Debian's 'slapd')."""
     return all(find_binary(name) is not None for name in REQUIRED_BINARIES)
-
-
-# --------------------------------------------------------------------------- TLS
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-    wrong_ca_file: Path
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pbx-connector tests"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-def _ca_cert(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    public = key.public_key()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-
-
-def _server_dns_names() -> list[str]:
-    """DNS names for the server certificate. libldap checks ``ldap(s)://localhost`` against
-    the machine's host name, not "localhost" (tls2.c swaps it for ``ldap_int_hostname``), so
-    that name is included as well to keep localhost URIs verifiable."""
-    names = ["localhost", socket.gethostname(), socket.getfqdn()]
-    return list(dict.fromkeys(name for name in names if name))
-
-
-def make_tls_files(directory: Path) -> TlsFiles:
-    """A test CA, a server certificate for 127.0.0.1/localhost signed by it, and an unrelated
-    second CA. EC P-256 keys: generated in microseconds, and GnuTLS (Debian's libldap TLS
-    library) handles them on both sides."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _ca_cert(ca_key, "pbx-connector test CA")
-    wrong_key = ec.generate_private_key(ec.SECP256R1())
-    # Same subject as the real CA on purpose: verification must fail on the signature, not
-    # because an issuer name happens not to match.
-    wrong_ca = _ca_cert(wrong_key, "pbx-connector test CA")
-
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
-        .issuer_name(ca.subject)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    *(x509.DNSName(name) for name in _server_dns_names()),
-                    x509.IPAddress(ipaddress.ip_address(HOST)),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    files = TlsFiles(
-        ca_file=directory / "ca.pem",
-        cert_file=directory / "server.pem",
-        key_file=directory / "server.key",
-        wrong_ca_file=directory / "wrong-ca.pem",
-    )
-    pem = serialization.Encoding.PEM
-    files.ca_file.write_bytes(ca.public_bytes(pem))
-    files.wrong_ca_file.write_bytes(wrong_ca.public_bytes(pem))
-    files.cert_file.write_bytes(server.public_bytes(pem))
-    fd = os.open(files.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(
-            server_key.private_bytes(
-                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-    return files
 
 
 # --------------------------------------------------------------------------- test data
@@ -1031,7 +909,7 @@ def start_slapd(
     (directory / "data").mkdir()
     admin_dn = f"cn=admin,{suffix}"
     reader_dn = f"cn=reader,{suffix}"
-    tls = make_tls_files(directory)
+    tls = make_tls_files(directory, HOST)
     config_file = directory / "slapd.conf"
     config_file.write_text(_config(directory, suffix, admin_dn, ADMIN_PASSWORD, tls))
     config_file.chmod(0o600)
