@@ -103,6 +103,12 @@ USERS = TargetSpec(
             max_length=20,
             description="internal extension; unique when set",
         ),
+        FieldSpec(
+            "phone",
+            "phone",
+            max_length=40,
+            description="direct number (DID); the extension is derived from it when it can be",
+        ),
         FieldSpec("mobile", "phone", max_length=40),
         FieldSpec("homephone", "phone", max_length=40),
         FieldSpec("fax", "phone", max_length=40),

@@ -81,6 +81,9 @@ run_locks = Table(
     Column("host", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
     Column("acquired_at", DateTime(timezone=True), nullable=False),
+    # A lease: the running process renews it; a lock past it belongs to a process that is
+    # gone (on any host) and is taken over.
+    Column("expires_at", DateTime(timezone=True), nullable=True),
 )
 
 
