@@ -61,7 +61,13 @@ def test_phonebook_fields_are_the_seed_columns_and_more() -> None:
 @pytest.mark.parametrize(
     ("spec", "required", "phones", "secrets", "key"),
     [
-        (USERS, {"username"}, ("phone", "mobile", "homephone", "fax"), ("password", "pin"), ("username",)),
+        (
+            USERS,
+            {"username"},
+            ("phone", "mobile", "homephone", "fax"),
+            ("password", "pin"),
+            ("username",),
+        ),
         (
             PHONEBOOK,
             {"displayname"},
