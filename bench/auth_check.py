@@ -18,8 +18,11 @@ template ``uid=%,ou=people,<suffix>``, and is timed on its own with
   through the library API (not the CLI process) on a fresh SQLite store that holds the
   user (``auth=ldap``) and the authentication settings (``uri``, ``ca_file``,
   ``bind_user``, ``security=starttls``; certificate verification on, the default). This
-  includes what the product does around the bind: reading the settings, the lockout and
-  the user from the store, and writing the audit-log row.
+  includes what the product does around the bind: reading the settings and the user
+  from the store, counting the attempt in its lockout row before the bind (one write
+  transaction, so that parallel attempts cannot exceed ``lockout_failures``), the bind
+  in a worker thread that is given up after the directory budget, and writing the
+  audit-log row and clearing the count.
 
 Both use StartTLS verified against the test CA. The same pair is measured again with
 ``security=none`` (plain LDAP, labelled as such), because the TLS handshake dominates a

@@ -2,26 +2,35 @@
 
 The rules, in order (each is tested):
 
-1. An empty password is rejected before anything else; no directory ever sees it (AD
-   takes an empty-password bind as anonymous and "accepts" it).
-2. A username locked by repeated failures is refused without checking the password, so
-   the answer reveals nothing about it.
+1. A username locked by repeated failures is refused without checking the password, so
+   the answer reveals nothing about it. Before any check, the attempt takes a place in the
+   username's count of failures in one atomic statement; with `lockout_failures` places
+   taken (failures, or attempts still being checked) the attempt is refused, so however
+   many processes try one username at once, at most that many passwords are checked.
+2. An empty password is rejected before any check; no directory ever sees it (AD takes
+   an empty-password bind as anonymous and "accepts" it).
 3. Only a user that exists in the store and is enabled is checked at all. `internal`
    checks the argon2 hash, `ldap` binds to the directory, `none` always fails. The
    built-in `admin` always authenticates locally.
 4. The username is escaped for a DN (RFC 4514) in a bind template, and for a filter
    (RFC 4515) in search-then-bind; a search must find exactly one entry.
-5. Every rejection is answered no sooner than `failure_delay_ms` after the attempt began,
-   and unknown users cost one argon2 verification like known ones, so timing does not
-   tell them apart. Accepted logins are not delayed.
+5. Every rejection is answered no sooner than a floor after the attempt began:
+   `failure_delay_ms`, and while a directory is configured, the longest a directory check
+   may take (`timeout` per server; a check that takes longer is given up). Unknown users
+   cost one argon2 verification like known ones. So neither a wrong password, an unknown,
+   disabled or locked user, nor a slow or dead directory can be told apart by timing.
+   Accepted logins are not delayed. `failure_delay_ms=0` turns the floor off.
 6. Every attempt is written to the audit log (username, method, outcome, reason; never
    the password). Failures in a row lock the username for `lockout_seconds`, doubling
    with each further lock; a success clears the count. A directory that cannot be
-   reached is not the user's failure and does not count.
+   reached is not the user's failure: the attempt gives its place back.
 """
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -30,7 +39,7 @@ from functools import lru_cache
 from typing import Any
 
 import ldap
-from sqlalchemy import Connection, Engine, bindparam, or_, select
+from sqlalchemy import Connection, Engine, bindparam, select
 
 from pbx_connector.directory.connection import (
     LdapSettings,
@@ -46,13 +55,15 @@ from pbx_connector.errors import BindRefused, ConfigError, SourceError
 from pbx_connector.sources.ldap import connection_settings as directory_connection
 from pbx_connector.sources.ldap import query_settings as directory_query
 from pbx_connector.store import auth_store
-from pbx_connector.store.auth_store import AuthSettings, Lockout
-from pbx_connector.store.tables import auth_lockouts, users
+from pbx_connector.store.auth_store import AuthSettings, Claim
+from pbx_connector.store.tables import users
 
 #: Characters that would change which account a UPN or down-level name means.
 _NOT_IN_NAMES = frozenset('\\/,=*()"<>;#%@ \t\r\n\x00')
-#: Reasons that are the user's failure (a directory outage is not).
-_NOT_COUNTED = frozenset({"directory_unavailable", "not_configured", "locked"})
+#: Reasons that are not the user's failure: the attempt gives its place in the count back.
+_NOT_COUNTED = frozenset({"directory_unavailable", "not_configured"})
+#: A lock lasts lockout_seconds × 2**level, the level counted up to this.
+_MAX_DOUBLINGS = 16
 
 
 @dataclass
@@ -92,7 +103,10 @@ def authenticate(
     log: StepLog | None = None,
     clock: Callable[[], datetime] = _now,
 ) -> AuthResult:
-    """Check a username and password. `log` receives each step (for `auth test`)."""
+    """Check a username and password. `log` receives each step (for `auth test`).
+
+    Raises PbxConnectorError when the store cannot be used (e.g. SQLite stays locked by
+    another writer for longer than the busy timeout); no answer is given then."""
     started = time.monotonic()
     steps: list[str] = []
 
@@ -102,30 +116,66 @@ def authenticate(
             log(text)
 
     name = username.strip().lower()
-    with engine.connect() as conn:
-        cfg = _settings(engine, conn)
-        user, lock = _user_and_lock(conn, name)
-    now = clock()
-    locked_until = _aware(lock.locked_until)
-    if locked_until is not None and locked_until > now:
-        step(
-            f"username {name!r} is locked after repeated failures until "
-            f"{locked_until.isoformat(timespec='seconds')}"
-        )
-        result = AuthResult(False, "refused", "locked")
-    elif not password:
-        step("empty password: rejected before any check")
-        result = AuthResult(False, "rejected", "empty_password")
-    else:
-        result = _check(cfg, name, password, user, step)
-    result.steps = steps
-    _remember(engine, cfg, name, result, lock, now, origin)
+    # The store holds UTC (SQLite compares the text of the timestamps).
+    now = clock().astimezone(UTC)
+    with auth_store.store_errors():
+        with engine.begin() as conn:
+            cfg = _settings(engine, conn)
+            user = conn.execute(_USER, {"name": name}).first()
+            claim = auth_store.claim_attempt(
+                conn, name, now, cfg.integer("lockout_failures"), _lock_until(cfg, now)
+            )
+        if not claim.granted:
+            until = _aware(claim.lockout.locked_until)
+            step(
+                f"username {name!r} is locked after repeated failures"
+                + (f" until {until.isoformat(timespec='seconds')}" if until else "")
+            )
+            result = AuthResult(False, "refused", "locked")
+        elif not password:
+            step("empty password: rejected before any check")
+            result = AuthResult(False, "rejected", "empty_password")
+        else:
+            result = _check(cfg, name, password, user, step)
+        result.steps = steps
+        _remember(engine, cfg, name, result, claim, now, origin)
     if not result.accepted:
-        delay = cfg.number("failure_delay_ms") / 1000 - (time.monotonic() - started)
+        delay = rejection_floor(cfg) - (time.monotonic() - started)
         if delay > 0:
             time.sleep(delay)
     step(f"result: {result.outcome} ({result.reason})")
     return result
+
+
+def directory_budget(cfg: AuthSettings) -> float:
+    """The longest a directory check may take, in seconds: `timeout` for each server (0
+    when no directory is configured). A check that takes longer is given up."""
+    if cfg.mode == "none":
+        return 0.0
+    try:
+        servers = len(parse_uris(cfg.get("uri"), cfg.get("security")))
+    except ConfigError:
+        servers = 1
+    return cfg.number("timeout") * max(servers, 1)
+
+
+def rejection_floor(cfg: AuthSettings) -> float:
+    """How long every rejection takes at least, in seconds: `failure_delay_ms`, and the
+    directory budget while a directory is configured; 0 with `failure_delay_ms=0`."""
+    delay = cfg.number("failure_delay_ms") / 1000
+    if delay <= 0:
+        return 0.0
+    return max(delay, directory_budget(cfg))
+
+
+def _lock_until(cfg: AuthSettings, now: datetime) -> Callable[[int], datetime]:
+    """When a lock of the given level (0 for the first) runs out."""
+    seconds = cfg.number("lockout_seconds")
+
+    def until(level: int) -> datetime:
+        return now + timedelta(seconds=seconds * 2 ** min(max(level, 0), _MAX_DOUBLINGS))
+
+    return until
 
 
 #: Settings read within this many seconds are used again: a login server checks many
@@ -147,30 +197,9 @@ def _settings(engine: Engine, conn: Connection) -> AuthSettings:
 
 
 #: Built once: constructing a statement costs more than SQLite takes to run it.
-_USER_AND_LOCK = (
-    select(
-        users.c.username,
-        users.c.enabled,
-        users.c.auth,
-        users.c.password_hash,
-        auth_lockouts.c.failures,
-        auth_lockouts.c.level,
-        auth_lockouts.c.locked_until,
-    )
-    .select_from(users.join(auth_lockouts, users.c.username == auth_lockouts.c.username, full=True))
-    .where(
-        or_(users.c.username == bindparam("name"), auth_lockouts.c.username == bindparam("name"))
-    )
+_USER = select(users.c.username, users.c.enabled, users.c.auth, users.c.password_hash).where(
+    users.c.username == bindparam("name")
 )
-
-
-def _user_and_lock(conn: Connection, name: str) -> tuple[Any, Lockout]:
-    """The user and its lockout in one query (an unknown name may be locked too)."""
-    row = conn.execute(_USER_AND_LOCK, {"name": name}).first()
-    if row is None:
-        return None, Lockout()
-    lock = Lockout() if row.failures is None else Lockout(row.failures, row.level, row.locked_until)
-    return (row if row.username is not None else None), lock
 
 
 def _check(cfg: AuthSettings, name: str, password: str, user: Any, step: StepLog) -> AuthResult:
@@ -205,9 +234,100 @@ def _check(cfg: AuthSettings, name: str, password: str, user: Any, step: StepLog
         return AuthResult(
             ok, "accepted" if ok else "rejected", "accepted" if ok else "bad_password", method
         )
-    reason = check_directory(cfg, name, password, step)
+    reason = _directory_within_budget(cfg, name, password, step)
     ok = reason == "accepted"
     return AuthResult(ok, "accepted" if ok else "rejected", reason, method)
+
+
+class _Workers:
+    """Threads for directory checks, kept and reused: starting a thread costs more than
+    handing a job to an idle one. They are daemon threads, so one that waits on a hung
+    server never keeps the process from ending; it is reused once libldap gives up."""
+
+    MAX_IDLE = 32
+
+    def __init__(self) -> None:
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def run(self, job: Callable[[], None]) -> None:
+        """Run `job` (which must not raise) on an idle worker, or on a new one."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's threads are not here
+                self._idle.clear()
+                self._pid = os.getpid()
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            worker = threading.Thread(
+                target=self._serve, args=(inbox,), name="pbx-auth-directory", daemon=True
+            )
+            worker.start()
+        inbox.put(job)
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            inbox.get()()
+            with self._lock:
+                if len(self._idle) >= self.MAX_IDLE or self._pid != os.getpid():
+                    return
+                self._idle.append(inbox)
+
+
+_WORKERS = _Workers()
+
+
+class _Relay:
+    """Passes a worker's steps on until the caller stops listening."""
+
+    def __init__(self, step: StepLog) -> None:
+        self._step = step
+        self._open = True
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> None:
+        with self._lock:
+            if self._open:
+                self._step(text)
+
+    def close(self) -> None:
+        with self._lock:
+            self._open = False
+
+
+def _directory_within_budget(cfg: AuthSettings, name: str, password: str, step: StepLog) -> str:
+    """`check_directory`, given up after the directory budget: a server that accepts the
+    connection but never answers would otherwise hold the answer for longer than any
+    rejection floor (each bind, StartTLS and search has its own timeout)."""
+    budget = directory_budget(cfg)
+    if budget <= 0:
+        return check_directory(cfg, name, password, step)
+    relay = _Relay(step)
+    outcome: list[str] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome.append(check_directory(cfg, name, password, relay))
+        except BaseException as exc:  # handed to the caller below
+            failure.append(exc)
+        finally:
+            done.set()
+
+    _WORKERS.run(work)
+    finished = done.wait(budget)
+    relay.close()
+    if not finished:
+        step(
+            f"the directory did not answer within {budget:g} s "
+            f"(timeout {cfg.number('timeout'):g} s for each server); given up"
+        )
+        return "directory_unavailable"
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def _remember(
@@ -215,33 +335,27 @@ def _remember(
     cfg: AuthSettings,
     name: str,
     result: AuthResult,
-    lock: Lockout,
+    claim: Claim,
     now: datetime,
     origin: str,
 ) -> None:
+    """The audit-log row, and what the attempt does to the lockout, in one transaction."""
     with engine.begin() as conn:
         auth_store.record_attempt(
             conn, now, name, result.method or "-", result.outcome, result.reason, origin
         )
+        if not claim.granted:
+            return
         if result.accepted:
-            if lock.failures or lock.level:
-                auth_store.clear_lockout(conn, name)
-            return
-        if result.reason in _NOT_COUNTED:
-            return
-        _count_failure(conn, cfg, name, lock, now)
-
-
-def _count_failure(
-    conn: Connection, cfg: AuthSettings, name: str, lock: Lockout, now: datetime
-) -> None:
-    failures = lock.failures + 1
-    if failures >= int(cfg.number("lockout_failures")):
-        seconds = cfg.number("lockout_seconds") * 2 ** min(lock.level, 16)
-        lock = Lockout(0, lock.level + 1, now + timedelta(seconds=seconds))
-    else:
-        lock = Lockout(failures, lock.level, _aware(lock.locked_until))
-    auth_store.put_lockout(conn, name, lock)
+            auth_store.clear_lockout(conn, name)
+        elif result.reason in _NOT_COUNTED:
+            auth_store.release_attempt(conn, name)
+        else:
+            # The failure was counted by the claim. Whichever attempt finds the count at
+            # the limit first sets the lock (others may have been counted since).
+            level = claim.lockout.level
+            until = _lock_until(cfg, now)(level)
+            auth_store.lock_if_due(conn, name, level, until, cfg.integer("lockout_failures"))
 
 
 # --- the directory ------------------------------------------------------------------------
@@ -350,6 +464,15 @@ def _search_then_bind(
         return "directory_unavailable"
 
 
+def _auth_timeout(seconds: float) -> str:
+    """A profile's timeout as an authentication `timeout`: a sync may wait longer for a
+    server than a login can, so it is brought into the setting's range."""
+    rule = auth_store.NUMBERS["timeout"]
+    low, high = float(rule.minimum), float(rule.maximum)
+    value = seconds if seconds == seconds else float(auth_store.AUTH_SETTINGS["timeout"][0])
+    return f"{min(max(value, low), high):g}"
+
+
 def settings_from_profile(
     kind: str, settings: Mapping[str, str], secrets: Mapping[str, str]
 ) -> dict[str, str]:
@@ -362,7 +485,7 @@ def settings_from_profile(
         "security": conn.security,
         "ca_file": conn.ca_file,
         "verify": "yes" if conn.verify else "no",
-        "timeout": f"{conn.timeout:g}",
+        "timeout": _auth_timeout(conn.timeout),
     }
     if kind == "ad":
         domain = settings.get("domain", "").strip().strip(".")

@@ -53,10 +53,12 @@ def slapd_template(cli: Cli, server: SlapdServer, *extra: str) -> None:
 
 
 def slapd_search(cli: Cli, server: SlapdServer, *extra: str) -> None:
+    # The service password comes from standard input, as docs/auth.md shows.
     cli(
-        "auth", "settings", f"uri={server.uri}", f"ca_file={server.ca_file}",
-        "bind_user=", f"bind_dn={server.reader_dn}", f"bind_password={server.reader_password}",
+        "auth", "settings", "--set-secret", "bind_password", f"uri={server.uri}",
+        f"ca_file={server.ca_file}", "bind_user=", f"bind_dn={server.reader_dn}",
         f"search_base=ou=people,{server.suffix}", "user_attribute=uid", *extra,
+        stdin=server.reader_password + "\n",
     )  # fmt: skip
 
 
@@ -99,6 +101,7 @@ def test_check_prints_nothing_but_the_answer(cli: Cli) -> None:
 
 
 def test_empty_password_fails_before_any_server_is_contacted(cli: Cli) -> None:
+    fast(cli)
     cli("users", "add", "username=alice", "auth=ldap")
     cli("auth", "settings", f"uri=ldap://127.0.0.1:{free_port()}", "bind_user=%@example.test")
     out = cli("auth", "test", "alice", stdin="\n", code=1).stdout
@@ -145,6 +148,26 @@ def test_lockout_after_repeated_failures_doubles_and_reveals_nothing(
     assert authenticate(engine, "ghost", "x", clock=at(310)).reason == "locked"
 
 
+def test_attempts_that_never_finished_cannot_hold_a_username_for_ever(
+    cli: Cli, engine: Engine
+) -> None:
+    cli("users", "add", "username=ivan")
+    cli("users", "passwd", "ivan", stdin="Ivan-pw-1\n")
+    cli("auth", "settings", "failure_delay_ms=0", "lockout_failures=3", "lockout_seconds=60")
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    # Three attempts were counted, and their processes died before they were checked.
+    with engine.begin() as conn:
+        auth_store.put_lockout(conn, "ivan", auth_store.Lockout(3, 0, None))
+    # Every place is taken: refused, and the username is locked, so the lock runs out.
+    assert authenticate(engine, "ivan", "Ivan-pw-1", clock=lambda: t0).reason == "locked"
+    with engine.connect() as conn:
+        assert auth_store.get_lockout(conn, "ivan").locked_until is not None
+    later = t0 + timedelta(seconds=61)
+    assert authenticate(engine, "ivan", "Ivan-pw-1", clock=lambda: later).accepted
+    with engine.connect() as conn:
+        assert auth_store.get_lockout(conn, "ivan") == auth_store.Lockout()
+
+
 def test_rejections_take_at_least_the_failure_delay(cli: Cli, engine: Engine) -> None:
     cli("users", "add", "username=ivan")
     cli("users", "passwd", "ivan", stdin="Ivan-pw-1\n")
@@ -167,10 +190,46 @@ def test_settings_are_validated_and_the_password_never_shown(cli: Cli) -> None:
     assert "security=ldaps" in r.stderr
     r = cli("auth", "settings", "user_filter=(&(a=b)", code=2)
     assert "invalid LDAP filter" in r.stderr
-    cli("auth", "settings", "bind_password=Svc-Secret-9")
+    cli("auth", "settings", "bind_password=Svc-Secret-9")  # still works, undocumented
     shown = cli.json("auth", "settings")
     assert shown["bind_password"] == "(set)"
     assert "Svc-Secret-9" not in cli("auth", "settings").stdout
+
+
+def stored_secret(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return auth_store.load(conn).bind_password
+
+
+def test_the_service_password_is_read_from_standard_input(cli: Cli, engine: Engine) -> None:
+    out = cli("auth", "settings", "--set-secret", "bind_password", stdin="Svc-Secret-9\n")
+    assert "Svc-Secret-9" not in out.stdout + out.stderr
+    assert stored_secret(engine) == "Svc-Secret-9"
+    # `bind_password=-` means the same; the value is taken as typed, spaces and all.
+    cli("auth", "settings", "bind_password=-", "bind_dn=cn=svc,dc=example,dc=test",
+        stdin="  Other secret \r\n")  # fmt: skip
+    assert stored_secret(engine) == "  Other secret "
+    assert cli.json("auth", "settings")["bind_dn"] == "cn=svc,dc=example,dc=test"
+    # Both ways at once read one line, once.
+    cli("auth", "settings", "--set-secret", "bind_password", "bind_password=-",
+        stdin="Third-9\nnot read\n")  # fmt: skip
+    assert stored_secret(engine) == "Third-9"
+
+
+@pytest.mark.parametrize("stdin", ["\n", "", "   \n"])
+def test_an_empty_secret_is_refused(cli: Cli, engine: Engine, stdin: str) -> None:
+    cli("auth", "settings", "--set-secret", "bind_password", stdin="Svc-Secret-9\n")
+    for args in (("--set-secret", "bind_password"), ("bind_password=-", "timeout=3")):
+        r = cli("auth", "settings", *args, stdin=stdin, code=2)
+        assert r.stderr.startswith("error: ") and "bind_password is empty" in r.stderr
+    assert stored_secret(engine) == "Svc-Secret-9"
+    assert cli.json("auth", "settings")["timeout"] == "5"  # nothing else was saved either
+
+
+def test_only_secrets_are_read_from_standard_input(cli: Cli) -> None:
+    r = cli("auth", "settings", "--set-secret", "uri", stdin="ldap://x\n", code=2)
+    assert "'uri' is not a secret setting" in r.stderr
+    assert cli.json("auth", "settings")["uri"] == ""
 
 
 # --- escaping ---------------------------------------------------------------------------------
@@ -309,9 +368,9 @@ def test_samba_upn_template_and_search_then_bind(cli: Cli, samba_ad: SambaAD) ->
     assert not check(cli, "alice", "Alice-Secret-2")
     assert not check(cli, "carol", "Carol-Secret-1")
     cli(
-        "auth", "settings", "bind_user=", f"bind_dn={samba_ad.admin_upn}",
-        f"bind_password={samba_ad.admin_password}", f"search_base={samba_ad.base_dn}",
-        "user_attribute=sAMAccountName", "security=starttls",
+        "auth", "settings", "bind_user=", f"bind_dn={samba_ad.admin_upn}", "bind_password=-",
+        f"search_base={samba_ad.base_dn}", "user_attribute=sAMAccountName",
+        "security=starttls", stdin=samba_ad.admin_password + "\n",
     )  # fmt: skip
     assert check(cli, "alice", "Alice-Secret-1")
     assert not check(cli, "alice", "wrong")
