@@ -8,15 +8,17 @@ import pytest
 
 from pbx_connector.domain.phone import PhoneNormaliser
 from pbx_connector.domain.targets import TARGETS, clean_record
-from pbx_connector.errors import NotFoundError
+from pbx_connector.errors import ConfigError, NotFoundError
 from pbx_connector.mapping import RowMapper, check_expression
 from pbx_connector.sources.csv import CsvOptions
 from pbx_connector.templates import (
     COMMON_SETTINGS,
     CSV_SETTINGS,
+    EXTENSION_DIGITS,
     TEMPLATES,
     Template,
     all_settings,
+    check_settings,
     get_template,
 )
 
@@ -75,7 +77,7 @@ def test_csv_templates_are_available(name: str) -> None:
     template = get_template(name)
     assert template.available
     assert template.source == "csv"
-    assert template.settings == CSV_SETTINGS
+    assert template.settings[: len(CSV_SETTINGS)] == CSV_SETTINGS
 
 
 def test_get_template_returns_the_catalogue_entry() -> None:
@@ -214,7 +216,7 @@ def test_csv_phonebook_key_is_a_pair_of_variables() -> None:
 @pytest.mark.parametrize(
     ("name", "columns"),
     [
-        ("csv-users", ["username", "displayname", "email", "extension", "mobile"]),
+        ("csv-users", ["username", "displayname", "email", "extension", "phone", "mobile"]),
         ("csv-speeddials", ["code", "number", "displayname"]),
     ],
 )
@@ -222,3 +224,50 @@ def test_other_csv_templates_map_columns_of_the_same_name(name: str, columns: li
     variables = get_template(name).variables
     for column in columns:
         assert variables[column] == "{{ " + column + " }}"
+
+
+USERS_TEMPLATES = ["ad-users", "ldap-users", "ucs-users", "csv-users"]
+
+
+@pytest.mark.parametrize("name", USERS_TEMPLATES)
+def test_users_templates_have_extension_digits(name: str) -> None:
+    template = get_template(name)
+    assert template.setting("extension_digits") is EXTENSION_DIGITS
+    assert EXTENSION_DIGITS.default == ""
+    check_settings(template, {"extension_digits": ""})
+    check_settings(template, {"extension_digits": "3"})
+    with pytest.raises(ConfigError) as info:
+        check_settings(template, {"extension_digits": "many"})
+    assert info.value.field == "extension_digits"
+
+
+def test_only_users_templates_have_extension_digits() -> None:
+    for template in TEMPLATES:
+        has = template.setting("extension_digits") is not None
+        assert has == (template.target == "users" and template.available), template.name
+        check_settings(template, {})  # nothing set: nothing to check
+
+
+@pytest.mark.parametrize(
+    ("number", "extension", "e164"),
+    [
+        ("+49 991 12345-101", "101", "+4999112345101"),
+        ("+49 89 3005", "", "+49893005"),
+        ("3005", "3005", None),
+    ],
+)
+@pytest.mark.parametrize("name", ["ad-users", "ldap-users", "ucs-users"])
+def test_directory_users_keep_the_direct_number_and_derive_the_extension(
+    name: str, number: str, extension: str, e164: str | None
+) -> None:
+    variables = get_template(name).variables
+    assert variables["phone"] == "{{ telephoneNumber | first_value }}"
+    mapper = RowMapper.compile({k: v for k, v in variables.items() if v})
+    row = {attr: "" for attr in mapper.fields_used()}
+    row.update(sAMAccountName="max", uid="max", telephoneNumber=[number, "+49 170 1"])
+    values = mapper.apply(row)
+    assert (values["phone"], values["extension"]) == (number, extension)
+    record = clean_record(TARGETS["users"], values, PhoneNormaliser("DE"))
+    assert record.e164["phone"] == e164
+    assert record.values["extension"] == (extension or None)
+    assert bool(record.warnings) == (not extension)

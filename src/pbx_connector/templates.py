@@ -7,10 +7,11 @@ is created; after that the profile is the user's to change.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbx_connector.domain.targets import TARGETS
+from pbx_connector.domain.targets import MAX_EXTENSION_DIGITS, TARGETS, parse_extension_digits
 from pbx_connector.errors import NotFoundError
 
 
@@ -22,6 +23,8 @@ class SettingSpec:
     required: bool = False
     secret: bool = False
     choices: tuple[str, ...] = ()
+    #: Checks a value when it is set; raises `ConfigError` naming the setting.
+    check: Callable[[str], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,18 @@ CSV_SETTINGS: tuple[SettingSpec, ...] = (
 )
 
 
+#: Users whose direct number has no DIN 5008 extension part (`+49 89 3005`): the
+#: extension is the number's last digits, for companies whose DIDs end in it.
+EXTENSION_DIGITS = SettingSpec(
+    "extension_digits",
+    "",
+    "when a user's direct number (phone) has no extension part after a '-', take the "
+    f"extension from its last N digits (1 to {MAX_EXTENSION_DIGITS}); empty: leave the "
+    "extension empty and warn",
+    check=parse_extension_digits,
+)
+
+
 def _one_to_one(*names: str) -> dict[str, str]:
     return {n: "{{ " + n + " }}" for n in names}
 
@@ -130,6 +145,7 @@ _CSV_USERS = (
     "surname",
     "email",
     "extension",
+    "phone",
     "mobile",
     "homephone",
     "fax",
@@ -269,6 +285,7 @@ _AD_USER_VARS = {
     "surname": "{{ sn }}",
     "email": "{{ mail }}",
     "extension": "{{ telephoneNumber | extension }}",
+    "phone": _FIRST % "telephoneNumber",
     "mobile": _FIRST % "mobile",
     "homephone": _FIRST % "homePhone",
     "fax": _FIRST % "facsimileTelephoneNumber",
@@ -282,6 +299,7 @@ _LDAP_USER_VARS = {
     "surname": "{{ sn | first_value }}",
     "email": "{{ mail | first_value }}",
     "extension": "{{ telephoneNumber | extension }}",
+    "phone": _FIRST % "telephoneNumber",
     "mobile": _FIRST % "mobile",
     "homephone": _FIRST % "homePhone",
     "fax": _FIRST % "facsimileTelephoneNumber",
@@ -335,7 +353,7 @@ def _directory(
         target=target,
         source=source,
         description=what,
-        settings=settings + ((_AUTH_SETTING,) if target == "users" else ()),
+        settings=settings + ((EXTENSION_DIGITS, _AUTH_SETTING) if target == "users" else ()),
         variables=_variables(target, variables),
         key="objectGUID" if source == "ad" else "entryUUID",
     )
@@ -375,7 +393,7 @@ TEMPLATES: tuple[Template, ...] = (
         target="users",
         source="csv",
         description="users from a CSV file, one column per field",
-        settings=CSV_SETTINGS,
+        settings=(*CSV_SETTINGS, EXTENSION_DIGITS),
         variables=_variables("users", _one_to_one(*_CSV_USERS)),
         key="username",
     ),
@@ -457,3 +475,11 @@ def get_template(name: str) -> Template:
 
 def all_settings(template: Template) -> tuple[SettingSpec, ...]:
     return template.settings + COMMON_SETTINGS
+
+
+def check_settings(template: Template, settings: Mapping[str, str]) -> None:
+    """Run the checks of the template's own settings (`SettingSpec.check`) on the values
+    given; raises `ConfigError` naming the first setting that is wrong."""
+    for spec in template.settings:
+        if spec.check is not None and spec.name in settings:
+            spec.check(settings[spec.name])

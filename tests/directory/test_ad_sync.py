@@ -68,12 +68,16 @@ def test_ad_users_enabled_people_only_over_ldaps(cli: Cli, samba_ad: SambaAD, pe
     alice = found["alice"]
     assert alice["displayname"] == "Alice Anderson"
     assert alice["extension"] == "101"  # from "+49 991 12345-101"
+    assert alice["phone"] == "+49 991 12345-101"  # the direct number, kept whole
+    assert alice["phone_e164"] == "+4999112345101"
     assert alice["mobile_e164"] == "+491701234501"
     assert alice["fax"] == "+49 991 12345-9101"
     assert alice["organisation"] == "Example GmbH"
     assert alice["origin"]["key"] == guid
     assert found["juergen"]["surname"] == "Groß"
     assert found["erin"]["extension"] is None
+    assert (found["erin"]["phone"], found["erin"]["phone_e164"]) == ("", None)
+    assert report["warnings"] == []  # every number had its extension part
     assert sync(cli, "ad")["counts"]["unchanged"] == 5
 
 
@@ -187,3 +191,28 @@ def test_configure_authentication_checks_imported_users_against_the_dc(
     cli("auth", "settings", "failure_delay_ms=0")
     assert cli("auth", "check", "alice", stdin="Alice-Secret-1\n").stdout == "accepted\n"
     assert cli("auth", "check", "alice", stdin="nope\n", code=1).stdout == "rejected\n"
+
+
+def test_a_direct_number_without_an_extension_part_is_kept_with_a_warning(
+    cli: Cli, samba_ad: SambaAD, cleanup: list[str]
+) -> None:
+    ou = samba_ad.add_ou(f"OU=Din-{uuid.uuid4().hex[:8]}")
+    cleanup.append(ou)
+    plain = samba_ad.add_user("hq", "Hanna", "Quast", parent=ou, telephoneNumber="+49 89 3005")
+    samba_ad.add_user("din", "Dirk", "Inn", parent=ou, telephoneNumber="+49 89 3005-42")
+    create(cli, samba_ad, "ad", "ad-users", "--set", f"base_dn={ou}")
+    dry = cli("sync", "ad", "--dry-run")  # the plan says so before anything is written
+    assert "field 'extension': no extension could be derived from the direct number" in dry.stderr
+    report = sync(cli, "ad")
+    assert report["status"] == "ok", report
+    assert report["counts"]["created"] == 2
+    found = users(cli)
+    assert (found["din"]["extension"], found["din"]["phone_e164"]) == ("42", "+4989300542")
+    hq = found["hq"]
+    assert (hq["phone"], hq["phone_e164"], hq["extension"]) == ("+49 89 3005", "+49893005", None)
+    [warning] = report["warnings"]
+    assert warning["field"] == "extension"
+    assert warning["ref"].lower() == plain.lower()  # the row is named by its DN
+    assert warning["message"].startswith(
+        "no extension could be derived from the direct number '+49 89 3005'"
+    )

@@ -83,6 +83,7 @@ def test_ldap_users_preview_dry_run_sync_and_resync(cli: Cli, slapd_scratch: Scr
     users = {u["username"]: u for u in cli.json("users", "list")}
     assert users["alice"]["displayname"] == "Alice Andersen"
     assert users["alice"]["extension"] == "1000"
+    assert (users["alice"]["phone"], users["alice"]["phone_e164"]) == ("1000", None)
     assert users["alice"]["email"] == "alice@example.test"
     assert users["jgross"]["surname"] == "Groß"
     assert users["jgross"]["mobile_e164"] == "+491701234567"
@@ -195,6 +196,7 @@ def test_multi_valued_attributes_are_lists_in_expressions(
     sync(cli, "dir")
     (erin,) = [u for u in cli.json("users", "list") if u["username"] == "erin"]
     assert erin["extension"] == "5000"
+    assert erin["phone"] == "5000"  # the first value, as for the extension
     assert erin["homephone"] == "+49 991 5000"
     preview = cli.json("preview", "dir")
     assert preview[0]["telephoneNumber"] == ["5000", "+49 991 5000"]
@@ -373,3 +375,33 @@ def test_a_server_that_never_answers_times_out_and_the_next_is_tried(
         assert mute in message and "cannot reach the server" in message
         cli("profile", "set", "dir", f"uri={mute} {ou.server.uri}")
         assert sync(cli, "dir")["counts"]["created"] == 1
+
+
+def test_direct_numbers_are_stored_and_the_extension_derived_when_it_can_be(
+    cli: Cli, slapd_scratch: ScratchOU
+) -> None:
+    ou = slapd_scratch
+    person(ou, "din", "Dirk", "Inn", "+49 89 3005-42")
+    plain = person(ou, "hq", "Hanna", "Quast", "+49 89 3005")
+    person(ou, "internal", "Ingo", "Intern", "2042")
+    create(cli, ou.server, "dir", "ldap-users", ou.dn)
+    dry = cli("sync", "dir", "--dry-run")  # the plan says so before anything is written
+    assert "field 'extension': no extension could be derived from the direct number" in dry.stderr
+    report = sync(cli, "dir")
+    assert report["status"] == "ok", report
+    assert report["counts"]["created"] == 3
+    users = {u["username"]: u for u in cli.json("users", "list")}
+    din, hq, internal = users["din"], users["hq"], users["internal"]
+    assert (din["phone"], din["phone_e164"], din["extension"]) == (
+        "+49 89 3005-42", "+4989300542", "42",
+    )  # fmt: skip
+    # No DIN 5008 extension part: the number is kept, the extension stays empty, and the
+    # run says so, naming the entry.
+    assert (hq["phone"], hq["phone_e164"], hq["extension"]) == ("+49 89 3005", "+49893005", None)
+    assert (internal["phone_e164"], internal["extension"]) == (None, "2042")
+    [warning] = report["warnings"]
+    assert (warning["field"], warning["ref"]) == ("extension", plain)
+    assert warning["message"] == (
+        "no extension could be derived from the direct number '+49 89 3005': it has no "
+        "DIN 5008 extension part (like '-100'); the user keeps the number but has no extension"
+    )

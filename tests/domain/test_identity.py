@@ -13,6 +13,13 @@ def test_user_is_identified_by_username() -> None:
     assert identities("users", {"username": "max", "extension": None}) == [("username", "max")]
 
 
+def test_user_is_identified_by_the_skeleton_of_the_username() -> None:
+    # Two names that look alike are one identity: the second is a conflict.
+    assert identities("users", {"username": "үи"}) == identities("users", {"username": "уи"})
+    assert identities("users", {"username": "үи"}) == [("username", "yи")]
+    assert identities("users", {"username": "ivan"}) != identities("users", {"username": "иван"})
+
+
 def test_user_with_an_extension_also_claims_it() -> None:
     found = identities("users", {"username": "max", "extension": "30000"})
     assert found == [("username", "max"), ("extension", "30000")]
@@ -56,6 +63,7 @@ def test_missing_values_are_empty_strings_not_none() -> None:
     ("identity", "text"),
     [
         (("username", "max"), "username 'max'"),
+        (("username", "yи"), "a username that looks like 'yи'"),
         (("extension", "30000"), "extension '30000'"),
         (("code", "*1"), "code '*1'"),
         (

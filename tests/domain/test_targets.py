@@ -17,9 +17,10 @@ from pbx_connector.domain.targets import (
     TargetSpec,
     clean_record,
     parse_bool,
+    parse_extension_digits,
     target,
 )
-from pbx_connector.errors import RecordError, RowError
+from pbx_connector.errors import ConfigError, RecordError, RowError
 from pbx_connector.store.records import to_columns
 
 DE = PhoneNormaliser("DE")
@@ -215,10 +216,34 @@ def test_username_length() -> None:
     assert rejected(USERS, {"username": "a" * 65}).field == "username"
 
 
+def test_username_in_compatibility_characters_is_stored_plain_with_a_warning() -> None:
+    record = clean(USERS, {"username": "ｃａｒｏｌ"})
+    assert record.values["username"] == "carol"
+    assert record.warnings == [("username", "'ｃａｒｏｌ' stored in its plain form as 'carol'")]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("аdmin", "mixes letters of several scripts"),
+        ("ѕсоре", "looks like the name 'scope'"),
+        ("max\u200b", "(U+200B) is not allowed"),
+    ],
+)
+def test_look_alike_usernames_are_invalid(name: str, reason: str) -> None:
+    error = rejected(USERS, {"username": name})
+    assert error.field == "username"
+    assert reason in error.message
+    assert error.message.startswith(f"{name!r} is not a valid username")
+    owner = rejected(PHONEBOOK, {"displayname": "Max", "owner": name})
+    assert owner.field == "owner"
+
+
 def test_owner_is_a_username_in_lower_case_without_a_warning() -> None:
     record = clean(PHONEBOOK, {"displayname": "Max", "owner": "JDoe"})
     assert record.values["owner"] == "jdoe"
     assert record.warnings == []
+    assert clean(PHONEBOOK, {"displayname": "Max", "owner": "ｊｄｏｅ"}).values["owner"] == "jdoe"
     assert rejected(PHONEBOOK, {"displayname": "Max", "owner": "j doe"}).field == "owner"
 
 
@@ -441,3 +466,142 @@ def test_partial_lowercases_the_username_with_a_warning() -> None:
 def test_partial_record_stores_only_its_columns() -> None:
     row = to_columns(USERS, clean(USERS, {"mobile": "0171 2345678"}, partial=True))
     assert row == {"mobile": "0171 2345678", "mobile_e164": "+491712345678"}
+
+
+# --- control characters ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x07", "\x1b", "\x1f", "\n", "\r", "\x0b"])
+@pytest.mark.parametrize(
+    ("spec", "field", "base"),
+    [
+        (PHONEBOOK, "displayname", {}),
+        (PHONEBOOK, "phone", {"displayname": "Max"}),
+        (PHONEBOOK, "email", {"displayname": "Max"}),
+        (PHONEBOOK, "homepage", {"displayname": "Max"}),
+        (USERS, "username", {}),
+        (USERS, "extension", {"username": "max"}),
+        (USERS, "roles", {"username": "max"}),
+        (USERS, "pin", {"username": "max"}),
+        (SPEEDDIALS, "code", {"number": "1"}),
+    ],
+)
+def test_control_characters_are_refused_naming_the_field(
+    spec: TargetSpec, field: str, base: dict[str, str], char: str
+) -> None:
+    error = rejected(spec, {**base, field: f"12{char}34"})
+    assert error.field == field
+    assert error.message.endswith("at character 3, which cannot be stored")
+    assert f"(U+{ord(char):04X})" in error.message
+    assert ("a line break" in error.message) == (char in "\r\n")
+
+
+def test_a_control_character_in_a_secret_is_refused_without_repeating_it() -> None:
+    error = rejected(USERS, {"username": "max", "password": "Geheim\x00Wort"})
+    assert error.field == "password"
+    assert "Geheim" not in str(error)
+    assert (
+        error.message
+        == "contains a control character (U+0000) at character 7, which cannot be stored"
+    )
+
+
+def test_tabs_are_kept_and_notes_may_have_several_lines() -> None:
+    record = clean(PHONEBOOK, {"displayname": "A\tB", "notes": "one\r\ntwo\n\tthree"})
+    assert record.values["displayname"] == "A\tB"
+    assert record.values["notes"] == "one\r\ntwo\n\tthree"
+    error = rejected(PHONEBOOK, {"displayname": "A", "notes": "one\x00two"})
+    assert error.field == "notes"
+    assert rejected(PHONEBOOK, {"displayname": "A\nB"}).field == "displayname"
+
+
+def test_leading_and_trailing_whitespace_controls_are_stripped_not_refused() -> None:
+    assert clean(PHONEBOOK, {"displayname": "\nMax\r\n"}).values["displayname"] == "Max"
+
+
+def test_unicode_that_is_not_printable_but_no_control_character_is_kept() -> None:
+    name = "Max\u00a0Muster\u200b"  # no-break space, zero-width space
+    assert clean(PHONEBOOK, {"displayname": name}).values["displayname"] == name
+
+
+# --- the extension from the direct number --------------------------------------------------
+
+
+def test_an_extension_from_the_variable_wins() -> None:
+    record = clean(USERS, {"username": "max", "extension": "42", "phone": "+49 89 3005"})
+    assert record.values["extension"] == "42"
+    assert record.e164["phone"] == "+49893005"
+    assert record.warnings == []
+
+
+def test_a_direct_number_without_an_extension_gives_a_warning() -> None:
+    record = clean(USERS, {"username": "max", "extension": "", "phone": "+49 89 3005"})
+    assert record.values["extension"] is None
+    assert record.values["phone"] == "+49 89 3005"
+    assert record.e164["phone"] == "+49893005"
+    assert record.warnings == [
+        (
+            "extension",
+            "no extension could be derived from the direct number '+49 89 3005': it has no "
+            "DIN 5008 extension part (like '-100'); the user keeps the number but has no "
+            "extension",
+        )
+    ]
+
+
+def test_extension_digits_take_the_end_of_the_direct_number() -> None:
+    raw = {"username": "max", "extension": "", "phone": "+49 (0)89 3005-0 123"}
+    record = clean_record(USERS, raw, DE, extension_digits=3)
+    assert record.values["extension"] == "123"
+    assert record.warnings == []
+    raw = {"username": "max", "extension": "", "phone": "089 3005 4711"}
+    assert clean_record(USERS, raw, DE, extension_digits=4).values["extension"] == "4711"
+
+
+def test_extension_digits_longer_than_the_number_give_a_warning() -> None:
+    raw = {"username": "max", "extension": "", "phone": "3005"}
+    record = clean_record(USERS, raw, DE, extension_digits=4)
+    assert record.values["extension"] is None
+    [(field, message)] = record.warnings
+    assert field == "extension"
+    assert "and not more than 4 digits" in message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"username": "max", "phone": "+49 89 3005"},  # extension not managed
+        {"username": "max", "extension": ""},  # no direct number
+        {"username": "max", "extension": "", "phone": ""},
+    ],
+)
+def test_no_warning_when_there_is_nothing_to_derive(raw: dict[str, str]) -> None:
+    record = clean_record(USERS, raw, DE, extension_digits=3)
+    assert record.values["extension"] is None
+    assert record.warnings == []
+
+
+def test_derivation_in_a_partial_record() -> None:
+    raw = {"extension": "", "phone": "+49 89 3005 77"}
+    record = clean_record(USERS, raw, DE, partial=True, extension_digits=2)
+    assert record.values == {"extension": "77", "phone": "+49 89 3005 77"}
+    assert clean(USERS, {"extension": ""}, partial=True).warnings == []
+
+
+def test_the_phonebook_derives_nothing() -> None:
+    record = clean_record(PHONEBOOK, {"displayname": "A", "phone": "+49 89 3005"}, DE)
+    assert record.warnings == []
+
+
+@pytest.mark.parametrize(("text", "value"), [("", None), ("  ", None), ("1", 1), (" 4 ", 4),
+                                             ("10", 10)])  # fmt: skip
+def test_parse_extension_digits(text: str, value: int | None) -> None:
+    assert parse_extension_digits(text) == value
+
+
+@pytest.mark.parametrize("text", ["0", "11", "-1", "three", "２", "1.5", "99999999999999999999"])
+def test_bad_extension_digits(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_extension_digits(text)
+    assert info.value.field == "extension_digits"
+    assert "from 1 to 10" in info.value.message

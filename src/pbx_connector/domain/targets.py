@@ -14,7 +14,8 @@ from functools import cached_property
 from typing import Any, Literal
 
 from pbx_connector.domain.phone import PhoneNormaliser
-from pbx_connector.errors import RecordError
+from pbx_connector.domain.usernames import UsernameError, canonical_username
+from pbx_connector.errors import ConfigError, RecordError
 
 Kind = Literal[
     "text",
@@ -43,6 +44,8 @@ class FieldSpec:
     required: bool = False
     max_length: int = 255
     description: str = ""
+    #: Line breaks allowed (other control characters never are).
+    multiline: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ USERS = TargetSpec(
             "username",
             required=True,
             max_length=64,
-            description="login name; stored in lower case",
+            description="login name; stored case-folded in one spelling (NFKC)",
         ),
         FieldSpec("displayname", max_length=80),
         FieldSpec("givenname"),
@@ -138,7 +141,7 @@ PHONEBOOK = TargetSpec(
         FieldSpec("mobile", "phone", max_length=40),
         FieldSpec("homephone", "phone", max_length=40),
         FieldSpec("fax", "phone", max_length=40),
-        FieldSpec("notes", max_length=4000),
+        FieldSpec("notes", max_length=4000, multiline=True),
         FieldSpec("homepage", "url", max_length=1024),
         FieldSpec("customernumber", max_length=64),
         FieldSpec(
@@ -163,12 +166,18 @@ SPEEDDIALS = TargetSpec(
 
 TARGETS: dict[str, TargetSpec] = {t.name: t for t in (USERS, PHONEBOOK, SPEEDDIALS)}
 
-_USERNAME = re.compile(r"[\w.@+\-]+")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _EXTENSION = re.compile(r"[0-9*#]+")
 _CODE = re.compile(r"[0-9*#]+")
 _PIN = re.compile(r"[0-9]{4,12}")
 _ROLE_SPLIT = re.compile(r"[,;\s]+")
+#: Control characters no field may hold: C0 except tab, and except line breaks where a
+#: field may have several lines. PostgreSQL cannot store NUL; none of them belongs in a
+#: name or number.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+#: How many trailing digits of a direct number `extension_digits` may take.
+MAX_EXTENSION_DIGITS = 10
 _TRUE = {"1", "true", "yes", "y", "on", "ja", "j", "enabled"}
 _FALSE = {"0", "false", "no", "n", "off", "nein", "disabled"}
 
@@ -205,11 +214,17 @@ def clean_record(
     normaliser: PhoneNormaliser,
     *,
     partial: bool = False,
+    extension_digits: int | None = None,
 ) -> CleanRecord:
     """Validate and normalise the string values of one record.
 
     Raises `RecordError` naming the field. With `partial`, only the given fields are
     checked (a hand edit of some fields); otherwise missing fields are empty.
+
+    For users, an `extension` that is given but empty is derived from the direct number
+    (`phone`) when `extension_digits` says how many of its last digits are the extension;
+    otherwise, or when the number is too short, a warning says that the user has a
+    direct number but no extension.
     """
     values: dict[str, Any] = {}
     e164: dict[str, str | None] = {}
@@ -236,6 +251,8 @@ def clean_record(
         if kind == "secret":
             # A password is exactly what was typed, spaces included.
             text = str(get(name))
+        if not text.isprintable():  # cheap; the search below only for the rare rest
+            _refuse_control_characters(f, text)
         # Plain text is most of a phonebook: no conversion to dispatch for it.
         values[name] = text if kind in _AS_IS else _convert(f, text, warnings)
         if kind == "phone":
@@ -243,7 +260,66 @@ def clean_record(
             e164[name] = n.e164
             if n.problem:
                 warnings.append((name, f"{text!r} kept as given: {n.problem}"))
+    if spec.name == "users" and "extension" in raw and values.get("extension") is None:
+        _derive_extension(values, e164, warnings, extension_digits)
     return CleanRecord(values, e164, warnings)
+
+
+def _refuse_control_characters(f: FieldSpec, text: str) -> None:
+    found = (_CONTROL_MULTILINE if f.multiline else _CONTROL).search(text)
+    if found is None:
+        return
+    ch = found.group()
+    what = "a line break" if ch in "\r\n" else "a control character"
+    # Position, not the value: the field may be a secret.
+    raise RecordError(
+        f"contains {what} (U+{ord(ch):04X}) at character {found.start() + 1}, "
+        "which cannot be stored",
+        field=f.name,
+    )
+
+
+def _derive_extension(
+    values: dict[str, Any],
+    e164: Mapping[str, str | None],
+    warnings: list[tuple[str, str]],
+    extension_digits: int | None,
+) -> None:
+    """The extension of a user whose extension variable gave nothing: the last
+    `extension_digits` digits of the direct number, or a warning."""
+    phone = values.get("phone") or ""
+    if not phone:
+        return
+    number = e164.get("phone") or phone
+    digits = "".join(ch for ch in number if ch.isascii() and ch.isdigit())
+    if extension_digits and len(digits) > extension_digits:
+        values["extension"] = digits[-extension_digits:]
+        return
+    why = "it has no DIN 5008 extension part (like '-100')"
+    if extension_digits:
+        why += f" and not more than {extension_digits} digits"
+    warnings.append(
+        (
+            "extension",
+            f"no extension could be derived from the direct number {phone!r}: {why}; "
+            "the user keeps the number but has no extension",
+        )
+    )
+
+
+def parse_extension_digits(text: str) -> int | None:
+    """The `extension_digits` setting: empty (off) or how many trailing digits of a user's
+    direct number are the extension."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_EXTENSION_DIGITS:
+        raise ConfigError(
+            f"extension_digits must be a number from 1 to {MAX_EXTENSION_DIGITS} "
+            f"(or empty), not {text!r}",
+            field="extension_digits",
+        )
+    return int(text)
 
 
 _AS_IS = frozenset({"text", "phone", "url"})
@@ -266,15 +342,16 @@ def _convert(f: FieldSpec, text: str, warnings: list[tuple[str, str]]) -> Any:
     if kind in ("text", "phone", "url"):
         return text
     if kind == "username" or kind == "owner":
-        lowered = text.lower()
-        if not _USERNAME.fullmatch(lowered):
-            raise RecordError(
-                f"{text!r} is not a valid username (letters, digits and . _ @ + - only)",
-                field=f.name,
-            )
-        if lowered != text and kind == "username":
-            warnings.append((f.name, f"{text!r} stored in lower case as {lowered!r}"))
-        return lowered
+        try:
+            name = canonical_username(text)
+        except UsernameError as exc:
+            raise RecordError(str(exc), field=f.name) from None
+        if name != text and kind == "username":
+            if name == text.lower():
+                warnings.append((f.name, f"{text!r} stored in lower case as {name!r}"))
+            else:
+                warnings.append((f.name, f"{text!r} stored in its plain form as {name!r}"))
+        return name
     if kind == "email":
         if not _EMAIL.fullmatch(text):
             raise RecordError(f"{text!r} is not a valid e-mail address", field=f.name)

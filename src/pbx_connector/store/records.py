@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from pbx_connector.domain.identity import Identity, identities
 from pbx_connector.domain.passwords import hash_secret
 from pbx_connector.domain.targets import ADMIN_USERNAME, TARGETS, CleanRecord, TargetSpec
+from pbx_connector.domain.usernames import fold_username, username_skeleton
 from pbx_connector.errors import NotFoundError, ProtectedRecordError, UsageError
 from pbx_connector.store.bulk import insert_rows
 from pbx_connector.store.tables import RECORD_TABLES, column_names, profiles
@@ -20,6 +22,12 @@ StoredRow = Mapping[Any, Any]
 
 #: Columns a listing shows besides the fields; secrets are shown only as "set or not".
 _SYSTEM = ("origin_profile_id", "origin_key", "content_hash", "created_at", "updated_at")
+
+#: The largest limit a store takes (a signed 64-bit integer, SQL's BIGINT).
+MAX_LIMIT = 2**63 - 1
+
+#: Fields that a unique index guards, by target.
+_UNIQUE = {"users": ("username", "extension"), "speeddials": ("code",), "phonebook": ()}
 
 
 def table_for(target: str) -> Table:
@@ -79,16 +87,26 @@ def list_records(
     query = select(table).order_by(table.c.id)
     if owner is not None and target == "phonebook":
         query = query.where(
-            table.c.owner.is_(None) if owner == "" else table.c.owner == owner.lower()
+            table.c.owner.is_(None) if owner == "" else table.c.owner == fold_username(owner)
         )
     if limit is not None:
+        if not 0 <= limit <= MAX_LIMIT:
+            raise UsageError(f"the limit must be a number from 0 to {MAX_LIMIT}", field="limit")
         query = query.limit(limit)
     names = profile_names(conn)
     return [public_record(spec, r._mapping, names) for r in conn.execute(query)]
 
 
+def _largest_id(conn: Connection) -> int:
+    """Ids are INTEGER columns: 64 bits on SQLite, 32 on PostgreSQL (where a larger number
+    is not even a valid parameter). Nothing outside 1…this names a record."""
+    return 2**63 - 1 if conn.dialect.name == "sqlite" else 2**31 - 1
+
+
 def get_row(conn: Connection, target: str, record_id: int) -> StoredRow:
     table = table_for(target)
+    if not 1 <= record_id <= _largest_id(conn):
+        raise NotFoundError(f"no {TARGETS[target].label} with id {record_id}")
     row = conn.execute(select(table).where(table.c.id == record_id)).first()
     if row is None:
         raise NotFoundError(f"no {TARGETS[target].label} with id {record_id}")
@@ -111,18 +129,57 @@ def stored_values(spec: TargetSpec, row: StoredRow) -> dict[str, Any]:
 
 
 def check_unique(
-    conn: Connection, target: str, values: StoredRow, record_id: int | None = None
+    conn: Connection,
+    target: str,
+    values: StoredRow,
+    record_id: int | None = None,
+    changed: Collection[str] | None = None,
 ) -> None:
-    """Refuse a hand-made record that would clash with an existing one."""
+    """Refuse a hand-made record that would clash with an existing one. A username also
+    clashes with one that merely looks like it (the same skeleton). With `changed`, only
+    the fields being written are checked: an edit of a user's e-mail is not refused for a
+    look-alike username that the store held before this rule."""
     table = table_for(target)
+    label = TARGETS[target].label
     for ident in identities(target, values):
-        if ident[0] in ("username", "extension", "code"):
-            found = conn.execute(select(table.c.id).where(table.c[ident[0]] == ident[1])).first()
+        name = ident[0]
+        if changed is not None and name not in changed:
+            continue
+        if name == "username":
+            _check_username(conn, str(values.get("username") or ""), ident[1], record_id)
+        elif name in ("extension", "code"):
+            found = conn.execute(select(table.c.id).where(table.c[name] == ident[1])).first()
             if found is not None and found.id != record_id:
-                raise UsageError(
-                    f"{ident[0]} {ident[1]!r} is used by {TARGETS[target].label} {found.id}",
-                    field=ident[0],
-                )
+                raise UsageError(f"{name} {ident[1]!r} is used by {label} {found.id}", field=name)
+
+
+def _check_username(conn: Connection, username: str, skeleton: str, record_id: int | None) -> None:
+    users = RECORD_TABLES["users"]
+    found = conn.execute(select(users.c.id).where(users.c.username == username)).first()
+    if found is not None and found.id != record_id:
+        raise UsageError(f"username {username!r} is used by user {found.id}", field="username")
+    # Few users; a hand edit may read them all (a skeleton is not a column to search).
+    for r in conn.execute(select(users.c.id, users.c.username)):
+        if r.id != record_id and username_skeleton(r.username) == skeleton:
+            raise UsageError(
+                f"username {username!r} looks like {r.username!r}, the username of "
+                f"user {r.id}: one could pass for the other",
+                field="username",
+            )
+
+
+def _clash(exc: IntegrityError, target: str, row: Mapping[str, Any]) -> UsageError:
+    """A unique index refused a write that `check_unique` let through: another writer
+    took the value in the meantime. Say which field, as `check_unique` would have."""
+    text = str(exc.orig)
+    for name in _UNIQUE[target]:
+        if f"{target}.{name}" in text or f"uq_{target}_{name}" in text:
+            return UsageError(
+                f"{name} {row.get(name)!r} is already used by another "
+                f"{TARGETS[target].label} (saved at the same moment)",
+                field=name,
+            )
+    raise exc
 
 
 def check_owner(conn: Connection, owner: str) -> None:
@@ -139,7 +196,12 @@ def insert_record(conn: Connection, target: str, clean: CleanRecord) -> int:
     row = to_columns(spec, clean)
     if target == "users":
         row["builtin"] = False
-    result = conn.execute(insert(table_for(target)).values(**row, created_at=now, updated_at=now))
+    try:
+        result = conn.execute(
+            insert(table_for(target)).values(**row, created_at=now, updated_at=now)
+        )
+    except IntegrityError as exc:
+        raise _clash(exc, target, row) from None
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
 
@@ -157,15 +219,19 @@ def update_record(conn: Connection, target: str, record_id: int, clean: CleanRec
     ):
         raise ProtectedRecordError("the built-in admin user cannot be renamed")
     merged = {**stored_values(spec, current), **clean.values}
-    check_unique(conn, target, merged, record_id)
+    check_unique(conn, target, merged, record_id, changed=clean.values.keys())
     if target == "phonebook" and "owner" in clean.values:
         check_owner(conn, clean.values.get("owner") or "")
     table = table_for(target)
-    conn.execute(
-        update(table)
-        .where(table.c.id == record_id)
-        .values(**to_columns(spec, clean), content_hash=None, updated_at=datetime.now(UTC))
-    )
+    row = to_columns(spec, clean)
+    try:
+        conn.execute(
+            update(table)
+            .where(table.c.id == record_id)
+            .values(**row, content_hash=None, updated_at=datetime.now(UTC))
+        )
+    except IntegrityError as exc:
+        raise _clash(exc, target, row) from None
 
 
 def delete_record(conn: Connection, target: str, record_id: int) -> None:
