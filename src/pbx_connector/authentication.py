@@ -51,6 +51,7 @@ from pbx_connector.directory.connection import (
 from pbx_connector.directory.escape import escape_dn_value, escape_filter_value
 from pbx_connector.domain.passwords import hash_secret, verify_secret
 from pbx_connector.domain.targets import ADMIN_USERNAME
+from pbx_connector.domain.usernames import fold_username
 from pbx_connector.errors import BindRefused, ConfigError, SourceError
 from pbx_connector.sources.ldap import connection_settings as directory_connection
 from pbx_connector.sources.ldap import query_settings as directory_query
@@ -115,7 +116,9 @@ def authenticate(
         if log is not None:
             log(text)
 
-    name = username.strip().lower()
+    # One spelling for every username (NFKC, case-folded), as the store keeps them: a
+    # look-alike name matches no user, because the store refuses to hold one.
+    name = fold_username(username.strip())
     # The store holds UTC (SQLite compares the text of the timestamps).
     now = clock().astimezone(UTC)
     with auth_store.store_errors():

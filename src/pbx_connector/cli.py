@@ -16,10 +16,12 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from pbx_connector import profiles as profile_service
 from pbx_connector.domain.phone import PhoneNormaliser
 from pbx_connector.domain.targets import TARGETS, clean_record
+from pbx_connector.domain.usernames import fold_username
 from pbx_connector.errors import NotFoundError, PbxConnectorError, UsageError
 from pbx_connector.sources.registry import open_source
 from pbx_connector.store import db as store_db
@@ -42,6 +44,8 @@ from pbx_connector.templates import TEMPLATES, all_settings, get_template
 EXIT_PENDING = 1
 EXIT_USAGE = 2
 EXIT_FAILED = 3
+#: The largest id or count the stores take (a signed 64-bit integer).
+MAX_INT = 2**63 - 1
 
 app = typer.Typer(
     help="Keep a phone system's users, phonebooks and speed dials in sync with CSV files "
@@ -54,7 +58,7 @@ profile_app = typer.Typer(
     help="Create, change and inspect connector profiles.", no_args_is_help=True
 )
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
-run_app = typer.Typer(help="Past runs.", no_args_is_help=True)
+run_app = typer.Typer(help="Past runs and run locks.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
 app.add_typer(db_app, name="db")
 app.add_typer(run_app, name="run")
@@ -71,6 +75,8 @@ class State:
     def engine(self) -> Engine:
         if self._engine is None:
             self._engine = store_db.open_store_engine(self.db)
+            for warning in store_db.permission_warnings(str(self._engine.url)):
+                typer.echo(f"warning: {warning}", err=True)
         return self._engine
 
 
@@ -99,10 +105,17 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 @contextmanager
 def _handled() -> Iterator[None]:
+    """Errors as one `error:` line and their exit code, never a traceback."""
     try:
         yield
     except PbxConnectorError as exc:
         fail(str(exc), exc.exit_code)
+    except SQLAlchemyError as exc:
+        url = str(_state._engine.url) if _state._engine is not None else None
+        error = store_db.store_error(exc, url)
+        fail(str(error), error.exit_code)
+    except OverflowError:
+        fail(f"a number is too large (at most {MAX_INT})", EXIT_USAGE)
 
 
 def _tx(fn: Callable[[Connection], T]) -> T:
@@ -128,14 +141,34 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Bring the database schema to the newest version (runs by itself on first use too)."""
+    """Bring the database schema to the newest version (runs by itself on first use too)
+    and repair what is missing of it (indexes, tables)."""
     with _handled():
         engine = store_db.make_engine(store_db.resolve_url(_state.db))
         changed = store_db.upgrade(engine)
+        repaired = store_db.repair_schema(engine)
     url = store_db.display_url(str(engine.url))
     typer.echo(
         f"{url}: {'upgraded to' if changed else 'already at'} revision {store_db.head_revision()}"
     )
+    for problem in repaired:
+        typer.echo(f"repaired: {problem}")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Check that the schema is complete (exit 3 and a list of what is missing if not)."""
+    with _handled():
+        engine = store_db.make_engine(store_db.resolve_url(_state.db))
+        store_db.upgrade(engine)
+        problems = store_db.check_schema(engine)
+    url = store_db.display_url(str(engine.url))
+    if not problems:
+        typer.echo(f"{url}: schema intact at revision {store_db.head_revision()}")
+        return
+    for problem in problems:
+        typer.echo(f"damaged: {problem}", err=True)
+    fail(f"{url}: the schema is damaged; 'pbx-connector db upgrade' repairs it", EXIT_FAILED)
 
 
 # --- templates and instance settings ----------------------------------------------------
@@ -194,30 +227,66 @@ def profile_create(
     settings: list[str] = typer.Option(
         None, "--set", metavar="KEY=VALUE", help="A setting of the template, e.g. path=FILE."
     ),
+    secrets: list[str] = typer.Option(
+        None,
+        "--set-secret",
+        metavar="KEY",
+        help="A secret setting (e.g. bind_password), read from a prompt or standard input "
+        "so that it never shows in the process list. KEY=- in --set does the same.",
+    ),
 ) -> None:
     """Create a profile from a template."""
     with _handled():
-        profile, notes = profile_service.new_profile(
-            name, template, mode, profile_service.parse_assignments(settings or [])
-        )
+        values = profile_service.parse_assignments(settings or [])
+        _read_secrets(values, secrets or [], profile_service.secret_setting_names(template))
+        profile, notes = profile_service.new_profile(name, template, mode, values)
     created = _tx(lambda conn: insert_profile(conn, profile))
     typer.echo(f"Created profile {created.name!r} ({created.template}, mode {created.mode}).")
     for note in notes:
         typer.echo(f"note: {note}")
 
 
+def _read_secrets(values: dict[str, str], keys: Sequence[str], secret_names: set[str]) -> None:
+    """Fill in secret settings from a prompt (on a terminal) or standard input: for each
+    --set-secret KEY, and each KEY=- of a secret setting."""
+    wanted = [*keys, *(k for k, v in values.items() if v == "-" and k in secret_names)]
+    for key in wanted:
+        if key not in secret_names:
+            raise UsageError(f"{key!r} is not a secret setting of this template", field=key)
+        if sys.stdin.isatty():
+            value: str = typer.prompt(key, hide_input=True)
+        else:
+            value = sys.stdin.readline().rstrip("\r\n")
+        if not value.strip():
+            raise UsageError(f"an empty {key} is not allowed", field=key)
+        values[key] = value
+
+
 @profile_app.command("set")
 def profile_set(
     name: str,
     assignments: list[str] = typer.Argument(
-        ..., metavar="KEY=VALUE...", help="Settings to change (mode too)."
+        None, metavar="KEY=VALUE...", help="Settings to change (mode too)."
+    ),
+    secrets: list[str] = typer.Option(
+        None,
+        "--set-secret",
+        metavar="KEY",
+        help="A secret setting (e.g. bind_password), read from a prompt or standard input. "
+        "KEY=- does the same.",
     ),
 ) -> None:
     """Change settings of a profile."""
+    template = _tx(lambda conn: get_profile(conn, name)).template
+    with _handled():
+        values = profile_service.parse_assignments(assignments or [])
+        _read_secrets(values, secrets or [], profile_service.secret_setting_names(template))
+        if not values:
+            raise UsageError("nothing to change: give KEY=VALUE or --set-secret KEY")
 
     def go(conn: Connection) -> None:
         p = get_profile(conn, name)
-        profile_service.apply_settings(p, profile_service.parse_assignments(assignments))
+        profile_service.apply_settings(p, values)
         save_profile(conn, p)
 
     _tx(go)
@@ -240,6 +309,8 @@ def profile_show(name: str, as_json: bool = typer.Option(False, "--json")) -> No
         typer.echo(f"  {k} = {v}")
     for k in sorted(p.secrets):
         typer.echo(f"  {k} = (set, hidden)")
+    if p.secrets_unreadable:
+        typer.echo("  (secrets set, unreadable with this instance key: set them again)")
     typer.echo(f"pre-filter: {p.prefilter or '(none: every row)'}")
     typer.echo("variables:")
     for k, v in p.variables.items():
@@ -286,9 +357,12 @@ def profile_export(
     text = profile_service.export_profile(p)
     if output is None:
         typer.echo(text, nl=False)
-    else:
+        return
+    try:
         output.write_text(text, encoding="utf-8")
-        typer.echo(f"Exported profile {name!r} to {output}.", err=True)
+    except OSError as exc:
+        fail(f"{output}: cannot write the export: {exc.strerror}")
+    typer.echo(f"Exported profile {name!r} to {output}.", err=True)
 
 
 @profile_app.command("import")
@@ -297,10 +371,21 @@ def profile_import(
     name: str | None = typer.Option(None, "--name", help="Another name for the profile."),
 ) -> None:
     """Create a profile from an export. Secrets must be set again afterwards."""
+    limit = profile_service.MAX_EXPORT_SIZE
     try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        if str(file) == "-":
+            raw = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(file, "rb") as fh:
+                raw = fh.read(limit + 1)
     except OSError as exc:
         fail(f"{file}: {exc.strerror}")
+    if len(raw) > limit:
+        fail(f"{file}: not a profile export (larger than {limit // 1024} KiB)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        fail(f"{file}: not a profile export (not UTF-8 text)")
     with _handled():
         profile = profile_service.import_profile(text, name, str(file))
     created = _tx(lambda conn: insert_profile(conn, profile))
@@ -453,7 +538,8 @@ def sync(
 
 
 def _print_report(report: dict[str, Any], target: str, show: int) -> None:
-    dry = report["dry_run"]
+    # A run that did not write (dry, aborted, failed, interrupted) says what it would do.
+    dry = not report["applied"]
     changes = report["changes"]
     for change in changes[:show]:
         for line in words.describe_change(change, target, dry):
@@ -477,7 +563,7 @@ def _print_report(report: dict[str, Any], target: str, show: int) -> None:
 @app.command("runs")
 def runs_cmd(
     name: str | None = typer.Argument(None, help="Only this profile's runs."),
-    limit: int = typer.Option(20, "--limit", "-n", min=1),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=MAX_INT),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List recent runs, newest first."""
@@ -485,6 +571,12 @@ def runs_cmd(
     if as_json:
         _print_json(items)
         return
+
+    def written(r: dict[str, Any], key: str) -> str:
+        # Counts of a run that wrote nothing are what it would have done: in brackets.
+        n = r["counts"].get(key, 0)
+        return str(n) if r["applied"] or not n else f"({n})"
+
     _table(
         [
             "ID",
@@ -505,20 +597,42 @@ def runs_cmd(
                 r["started"],
                 "dry-run" if r["dry_run"] else "apply",
                 r["status"],
-                r["counts"].get("created", 0),
-                r["counts"].get("updated", 0),
-                r["counts"].get("deleted", 0),
+                written(r, "created"),
+                written(r, "updated"),
+                written(r, "deleted"),
                 r["counts"].get("invalid", 0),
                 r["counts"].get("conflicts", 0),
             )
             for r in items
         ],
     )
+    if any(
+        not r["applied"] and r["counts"].get(k)
+        for r in items
+        for k in ("created", "updated", "deleted")
+    ):
+        typer.echo("(n): would have been changed; the run wrote nothing")
+
+
+@run_app.command("unlock")
+def run_unlock(name: str = typer.Argument(..., help="The profile whose lock to release.")) -> None:
+    """Release a profile's run lock left by a process that is gone (its run is marked
+    interrupted). A lock also expires by itself when its process stops renewing it."""
+
+    def go(conn: Connection) -> int:
+        profile = get_profile(conn, name)
+        assert profile.id is not None
+        return profile.id
+
+    profile_id = _tx(go)
+    with _handled():
+        run_id = run_store.unlock(_state.engine, profile_id, name)
+    typer.echo(f"Released the lock of profile {name!r} (run {run_id} marked interrupted).")
 
 
 @run_app.command("show")
 def run_show(
-    run_id: int,
+    run_id: int = typer.Argument(..., max=MAX_INT, help="The run's id."),
     as_json: bool = typer.Option(False, "--json"),
     show: int = typer.Option(1000, "--show", help="How many changes to list."),
 ) -> None:
@@ -667,11 +781,13 @@ def _record_values(target: str, assignments: list[str]) -> dict[str, str]:
 
 
 def _resolve(conn: Connection, target: str, ref: str) -> int:
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():
+        if int(ref) > MAX_INT:
+            raise NotFoundError(f"no {TARGETS[target].label} {ref}")
         return int(ref)
     if target == "users":
         for r in record_store.list_records(conn, "users"):
-            if r["username"] == ref.lower():
+            if r["username"] == fold_username(ref.strip()):
                 return int(r["id"])
     raise NotFoundError(f"no {TARGETS[target].label} {ref!r}")
 
@@ -726,8 +842,14 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        # A run stopped here wrote nothing: its changes commit with its outcome.
+        typer.echo(
+            "error: interrupted; a run in progress was stopped and changed nothing", err=True
+        )
         sys.exit(130)
+    except SQLAlchemyError as exc:
+        typer.echo(f"error: {store_db.store_error(exc)}", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,13 @@ class ExpressionError(ConfigError):
     """A pre-filter or variable expression does not compile or cannot be evaluated."""
 
 
+class StoreError(PbxConnectorError):
+    """The store cannot be used: locked by another writer for too long, unreachable,
+    not a database, or its schema is damaged."""
+
+    http_status = 503
+
+
 class SourceError(PbxConnectorError):
     """The source as a whole cannot be read: the run fails and changes nothing."""
 
@@ -106,6 +113,21 @@ class RunAborted(RunError):
 
 class RunLocked(RunError):
     """Another run of the same profile is in progress."""
+
+    http_status = 409
+
+    def __init__(
+        self, message: str, *, run_id: int | None = None, running_run_id: int | None = None
+    ) -> None:
+        super().__init__(message)
+        #: The run recorded as refused, and the run that holds the lock.
+        self.run_id = run_id
+        self.running_run_id = running_run_id
+
+
+class ConflictError(UsageError):
+    """The input clashes with what exists: a name, username, extension or code that is
+    taken (also when another writer took it a moment ago)."""
 
     http_status = 409
 

@@ -17,10 +17,12 @@ from pbx_connector.sources.ldap import DIRECTORY_KINDS, check_directory_settings
 from pbx_connector.sources.registry import open_source
 from pbx_connector.store.profiles import Profile
 from pbx_connector.sync.plan import delete_limit
-from pbx_connector.templates import Template, all_settings, get_template
+from pbx_connector.templates import Template, all_settings, check_settings, get_template
 
 MODES = ("update", "mirror")
 EXPORT_FORMAT = "pbx-connector-profile"
+#: An export is a few KiB; anything much larger is not one.
+MAX_EXPORT_SIZE = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -99,6 +101,8 @@ def apply_settings(profile: Profile, assignments: Mapping[str, str]) -> None:
             and not (key == "delimiter" and len(value) == 1)
         ):
             raise UsageError(f"{key} must be one of {', '.join(spec.choices)}", field=key)
+        if spec.required and not value.strip() and not spec.secret:
+            raise ConfigError(f"{key} cannot be empty: {spec.description}", field=key)
         if spec.secret:
             if value:
                 profile.secrets[key] = value
@@ -114,6 +118,7 @@ def apply_settings(profile: Profile, assignments: Mapping[str, str]) -> None:
 
 def validate_settings(profile: Profile, template: Template) -> None:
     s = profile.settings
+    check_settings(template, s)
     if template.source == "csv":
         CsvOptions.from_settings(s)
     elif template.source in DIRECTORY_KINDS:
@@ -125,10 +130,44 @@ def validate_settings(profile: Profile, template: Template) -> None:
     prefix = s.get("outside_line_prefix", "")
     if prefix and not prefix.isdigit():
         raise ConfigError("the outside-line prefix must be digits", field="outside_line_prefix")
+    _check_key(profile)
+
+
+_ATTRIBUTE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+
+
+def _check_key(profile: Profile) -> None:
+    """The key names target fields with a variable, or fields of the source: columns of
+    the CSV file (checked when the file can be read now), attributes of a directory."""
     spec = TARGETS[profile.target]
-    for k in (n.strip() for n in s.get("key", "").split(",")):
-        if k and k in spec.field_names and not profile.variables.get(k, "").strip():
-            raise ConfigError(f"the key field {k!r} has no variable; set one first", field="key")
+    names = [n.strip() for n in profile.settings.get("key", "").split(",") if n.strip()]
+    columns: set[str] | None = None
+    for k in names:
+        if k in spec.field_names:
+            if not profile.variables.get(k, "").strip():
+                raise ConfigError(
+                    f"the key field {k!r} has no variable; set one first", field="key"
+                )
+            continue
+        if profile.source in DIRECTORY_KINDS:
+            if not _ATTRIBUTE.fullmatch(k):
+                raise ConfigError(f"the key {k!r} is not an attribute name", field="key")
+            continue
+        if columns is None:
+            columns = _source_fields(profile)
+        if columns is not None and k not in columns:
+            raise ConfigError(
+                f"the key {k!r} is neither a {spec.label} field nor a column of the source",
+                field="key",
+            )
+
+
+def _source_fields(profile: Profile) -> set[str] | None:
+    """The source's fields when it can be read now (a file not there yet is no error)."""
+    try:
+        return set(open_source(profile.source, profile.settings, profile.secrets).fields())
+    except PbxConnectorError:
+        return None
 
 
 def set_variables(profile: Profile, assignments: Mapping[str, str]) -> None:
@@ -198,13 +237,22 @@ def export_profile(profile: Profile) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+def secret_setting_names(template_name: str) -> set[str]:
+    """The settings of a template that are secrets (write-only, stored encrypted)."""
+    return {s.name for s in all_settings(get_template(template_name)) if s.secret}
+
+
 def import_profile(text: str, name: str | None, origin: str) -> Profile:
+    if len(text) > MAX_EXPORT_SIZE:
+        raise UsageError("not a profile export (too large)", source=origin)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"not a profile export: {exc.msg}", source=origin, line=exc.lineno
         ) from None
+    except RecursionError:
+        raise UsageError("not a profile export: nested too deeply", source=origin) from None
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise UsageError(
             f'not a pbx-connector profile export (no "format": "{EXPORT_FORMAT}")', source=origin

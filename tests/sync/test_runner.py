@@ -328,12 +328,13 @@ def test_a_second_run_of_a_profile_is_refused_while_one_runs(engine: Engine, pb_
     profile = make_profile(engine, "pb", "csv-phonebook", pb_csv)
     assert profile.id is not None
     # Hold the lock as a live process (this one) would.
-    run_store.acquire_lock(engine, profile.id, "pb", run_id=999)
+    holder = run_store.begin_run(engine, profile.id, "pb", dry_run=False, trigger="test")
     report = run_profile(engine, "pb")
     assert report["status"] == "failed"
-    assert "already running" in report["message"]
+    assert f"already running (run {holder}" in report["message"]
     assert records(engine, "phonebook") == []
-    run_store.release_lock(engine, profile.id, 999)
+    with engine.begin() as conn:
+        run_store.end_run(conn, profile.id, holder, {**report, "status": "ok"})
     assert run_profile(engine, "pb")["status"] == "ok"
 
 
@@ -341,13 +342,17 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(engine: Engine, pb_csv: Pat
     import socket
     from datetime import UTC, datetime
 
-    from sqlalchemy import insert
+    from sqlalchemy import delete, insert
 
     from pbx_connector.store.tables import run_locks
 
     profile = make_profile(engine, "pb", "csv-phonebook", pb_csv)
     dead_pid = 2**22 + 12345  # above pid_max defaults: no such process
+    # Run 1 was started by a process that is gone.
+    run_id = run_store.begin_run(engine, profile.id, "pb", dry_run=False, trigger="test")
+    assert run_id == 1
     with engine.begin() as conn:
+        conn.execute(delete(run_locks))
         conn.execute(
             insert(run_locks).values(
                 profile_id=profile.id,
@@ -359,6 +364,8 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(engine: Engine, pb_csv: Pat
         )
     assert run_profile(engine, "pb")["status"] == "ok"
     assert os.getpid() != dead_pid
+    with engine.connect() as conn:
+        assert run_store.get_run(conn, 1)["status"] == "interrupted"
 
 
 def test_every_run_is_recorded(engine: Engine, pb_csv: Path) -> None:
@@ -512,21 +519,3 @@ def test_a_ragged_row_does_not_delete_the_record_it_used_to_be(
     # Once the file is right again, a row that is really gone is deleted.
     path.write_text(f"{header}\nA,1234567,,,,,,,\n", encoding="utf-8")
     assert run_profile(engine, "pb")["counts"]["deleted"] == 1
-
-
-def test_a_large_first_import_rebuilds_the_lookup_indexes(
-    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from sqlalchemy import inspect
-
-    from pbx_connector.sync import apply
-
-    monkeypatch.setattr(apply, "REBUILD_AT", 5)
-    rows = [phonebook_row(f"Entry {n}", f"+49 991 {1000 + n}") for n in range(12)]
-    path = write_csv(tmp_path / "pb.csv", PHONEBOOK_HEADER, rows)
-    make_profile(engine, "pb", "csv-phonebook", path)
-    before = {ix["name"] for ix in inspect(engine).get_indexes("phonebook")}
-    assert run_profile(engine, "pb")["counts"]["created"] == 12
-    assert {ix["name"] for ix in inspect(engine).get_indexes("phonebook")} == before
-    found = records(engine, "phonebook")
-    assert sorted(r["phone_e164"] for r in found) == [f"+49991{1000 + n}" for n in range(12)]

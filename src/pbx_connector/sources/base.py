@@ -1,13 +1,49 @@
-"""What every source gives the sync engine: rows, streamed, with where they came from."""
+"""What every source gives the sync engine: rows, streamed, with where they came from;
+and how a message may quote what a source holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 #: A source field holds a string, or a list of strings for multi-valued attributes.
 RowValue = str | list[str]
+
+#: How much of a text from a source (a field name, a value) a message may quote.
+EXCERPT_CHARS: Final = 40
+#: How many field names a message may list.
+LISTED_FIELDS: Final = 20
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """`text` made fit to quote in a message: non-printable characters and backslashes
+    escaped as `repr` escapes them, cut after about `limit` characters with `…`.
+
+    A source may hold anything (a path can point at a file that is not meant for the
+    reader of a run report), so messages quote source content only through this."""
+    if len(text) <= limit and text.isprintable() and "\\" not in text:
+        return text
+    parts: list[str] = []
+    size = 0
+    for char in text:
+        if size >= limit:
+            parts.append("…")
+            break
+        piece = char if char.isprintable() and char != "\\" else repr(char)[1:-1]
+        parts.append(piece)
+        size += len(piece)
+    return "".join(parts)
+
+
+def describe_fields(fields: Sequence[str], limit: int = LISTED_FIELDS) -> str:
+    """Field names for a message: the first `limit`, each an `excerpt`, then
+    `… and N more`. A header of 100,000 columns stays one short line."""
+    if not fields:
+        return "(none)"
+    shown = ", ".join(excerpt(name) for name in fields[:limit])
+    more = len(fields) - limit
+    return f"{shown}, … and {more:,} more" if more > 0 else shown
 
 
 @dataclass(slots=True)

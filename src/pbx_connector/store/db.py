@@ -3,30 +3,68 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 
-from pbx_connector.errors import ConfigError, PbxConnectorError
+from pbx_connector.errors import ConfigError, StoreError
 
 ENV_DB = "PBX_CONNECTOR_DB"
 ENV_HOME = "PBX_CONNECTOR_HOME"
+#: How long to wait for another writer of an SQLite store, in seconds (default 10).
+ENV_BUSY_TIMEOUT = "PBX_CONNECTOR_BUSY_TIMEOUT"
 DB_FILE = "pbx-connector.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def data_dir() -> Path:
-    """The instance's data directory, created on first use."""
+    """The instance's data directory, created on first use, owner-only: it holds the
+    store (password hashes, the audit log) and the instance key."""
     if home := os.environ.get(ENV_HOME):
         path = Path(home)
     else:
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         path = Path(base) / "pbx-connector"
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
     return path
+
+
+def private_dir(name: str) -> Path:
+    """A directory of the data directory that only the owner can enter (plan spools)."""
+    path = data_dir() / name
+    if not path.is_dir():
+        path.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def permission_warnings(url: str) -> list[str]:
+    """What other local users could read: an SQLite store or its directory open to them."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return []
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return []
+    out: list[str] = []
+    db = Path(parsed.database)
+    for path, wanted in ((db.parent, 0o700), (db, 0o600)):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            continue
+        if mode & 0o077:
+            out.append(
+                f"{path} is readable by other users (mode {mode:04o}); "
+                f"it holds password hashes: chmod {wanted:04o} {path}"
+            )
+    return out
 
 
 def resolve_url(url: str | None) -> str:
@@ -34,10 +72,14 @@ def resolve_url(url: str | None) -> str:
 
     A plain path is taken as an SQLite file; `postgresql://` gets the psycopg 3 driver.
     """
-    value = url or os.environ.get(ENV_DB) or ""
+    value = url if url is not None else os.environ.get(ENV_DB) or ""
+    if url is not None and not url.strip():
+        raise ConfigError("the database URL is empty", field="db")
     if not value:
         return f"sqlite:///{data_dir() / DB_FILE}"
     if "://" not in value:
+        if Path(value).expanduser().is_dir():
+            raise ConfigError(f"{value} is a directory, not an SQLite file", field="db")
         return f"sqlite:///{Path(value).expanduser().resolve()}"
     if value.startswith(("postgresql://", "postgres://")):
         value = "postgresql+psycopg://" + value.split("://", 1)[1]
@@ -48,8 +90,19 @@ def display_url(url: str) -> str:
     """The URL without its password, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<invalid database URL>"
+
+
+def _busy_timeout_ms() -> int:
+    text = os.environ.get(ENV_BUSY_TIMEOUT, "").strip()
+    try:
+        seconds = float(text) if text else 10.0
+    except ValueError:
+        seconds = 10.0
+    if not 0 <= seconds <= 3600:  # also false for nan
+        seconds = 10.0
+    return int(seconds * 1000)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -58,7 +111,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={_busy_timeout_ms()}")
     # A large import updates several indexes per row; a 16 MiB page cache (default 2 MiB)
     # keeps their pages in memory instead of re-reading them.
     cur.execute("PRAGMA cache_size=-16000")
@@ -68,17 +121,63 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"not a database URL: {display_url(url)}") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"not a database URL: {display_url(url)}", field="db") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file::memory:"):
+            # Everything written would be gone when the command ends.
+            raise ConfigError(
+                "an in-memory SQLite store keeps nothing; give a file (sqlite:///FILE)",
+                field="db",
+            )
+        _create_private_file(Path(database))
     try:
         engine = create_engine(parsed)
-    except Exception as exc:  # unknown dialect, missing driver
-        raise ConfigError(f"cannot use database {display_url(url)}: {exc}") from None
+    except Exception as exc:  # unknown dialect, missing driver, bad query parameters
+        raise ConfigError(f"cannot use database {display_url(url)}: {exc}", field="db") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _create_private_file(path: Path) -> None:
+    """Create a new SQLite store owner-only (SQLite gives its -wal and -shm files the
+    store's mode)."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not an SQLite file", field="db")
+    if path.exists():
+        return
+    if not path.parent.is_dir():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create the store {path}: {exc.strerror}") from None
+
+
+def store_error(exc: SQLAlchemyError, url: str | None = None) -> StoreError:
+    """The database's complaint as one clear error, never a traceback."""
+    orig = getattr(exc, "orig", None) or exc
+    text_ = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    where = display_url(url) if url else "the store"
+    lowered = text_.lower()
+    if "database is locked" in lowered or "database table is locked" in lowered:
+        return StoreError(
+            f"{where} is locked by another writer and stayed locked longer than the "
+            "busy timeout; try again when it has finished"
+        )
+    if "file is not a database" in lowered or "file is encrypted" in lowered:
+        return StoreError(f"{where} is not an SQLite database")
+    if "readonly" in lowered or "read-only" in lowered:
+        return StoreError(f"{where} is read-only: {text_}")
+    if "disk is full" in lowered or "no space" in lowered:
+        return StoreError(f"{where}: the disk is full; nothing was changed")
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return StoreError(f"lost the connection to {where}: {text_}")
+    return StoreError(f"{where}: database error: {text_}")
 
 
 def _alembic_config(engine: Engine) -> Any:
@@ -116,10 +215,68 @@ def upgrade(engine: Engine) -> bool:
 
         command.upgrade(_alembic_config(engine), "head")
     except OperationalError as exc:
-        raise PbxConnectorError(
-            f"cannot open database {display_url(str(engine.url))}: {exc.orig}"
-        ) from None
+        raise store_error(exc, str(engine.url)) from None
+    except SQLAlchemyError as exc:
+        raise store_error(exc, str(engine.url)) from None
     return True
+
+
+def check_schema(engine: Engine) -> list[str]:
+    """What the store lacks of the schema this version expects: tables, columns,
+    indexes (a kill during a schema change, a hand edit). Empty when intact."""
+    from pbx_connector.store.tables import metadata
+
+    problems: list[str] = []
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn)
+            tables = set(found.get_table_names())
+            for table in metadata.sorted_tables:
+                if table.name not in tables:
+                    problems.append(f"table {table.name} is missing")
+                    continue
+                columns = {c["name"] for c in found.get_columns(table.name)}
+                problems += [
+                    f"column {table.name}.{c.name} is missing"
+                    for c in table.columns
+                    if c.name not in columns
+                ]
+                indexes = {ix["name"] for ix in found.get_indexes(table.name)}
+                # Unique constraints are indexes on SQLite and constraints on PostgreSQL.
+                indexes |= {uq["name"] for uq in found.get_unique_constraints(table.name)}
+                problems += [
+                    f"index {ix.name} is missing" for ix in table.indexes if ix.name not in indexes
+                ]
+    except SQLAlchemyError as exc:
+        raise store_error(exc, str(engine.url)) from None
+    return problems
+
+
+def repair_schema(engine: Engine) -> list[str]:
+    """Create what `check_schema` finds missing and can be made again (tables, indexes).
+    Returns what was repaired; raises StoreError for what cannot be."""
+    from pbx_connector.store.tables import metadata
+
+    problems = check_schema(engine)
+    if not problems:
+        return []
+    missing_columns = [p for p in problems if p.startswith("column ")]
+    if missing_columns:
+        raise StoreError(
+            "the schema cannot be repaired automatically: " + "; ".join(missing_columns)
+        )
+    try:
+        with engine.begin() as conn:
+            metadata.create_all(conn, checkfirst=True)
+            found = inspect(conn)
+            for table in metadata.sorted_tables:
+                present = {ix["name"] for ix in found.get_indexes(table.name)}
+                for ix in table.indexes:
+                    if ix.name not in present:
+                        ix.create(conn)
+    except SQLAlchemyError as exc:
+        raise store_error(exc, str(engine.url)) from None
+    return problems
 
 
 def open_store_engine(url: str | None) -> Engine:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from pbx_connector.errors import NotFoundError, UsageError
+from pbx_connector.errors import ConfigError, NotFoundError, UsageError
 from pbx_connector.store import secrets as secret_box
 from pbx_connector.store.tables import RECORD_TABLES, profiles
 
@@ -24,6 +24,9 @@ class Profile:
     variables: dict[str, str]
     prefilter: str = ""
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The stored secrets cannot be decrypted (the instance key was lost or changed):
+    #: they are kept as they are until set again, and a run fails until then.
+    secrets_unreadable: bool = False
     id: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -39,6 +42,7 @@ class Profile:
             "mode": self.mode,
             "settings": dict(self.settings),
             "secrets_set": sorted(self.secrets),
+            "secrets_unreadable": self.secrets_unreadable,
             "prefilter": self.prefilter,
             "variables": dict(self.variables),
             "created_at": _iso(self.created_at),
@@ -55,6 +59,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _from_row(row: Any) -> Profile:
+    try:
+        secrets, unreadable = secret_box.decrypt_json(row.secrets), False
+    except ConfigError:
+        secrets, unreadable = {}, True
     return Profile(
         id=row.id,
         name=row.name,
@@ -65,7 +73,8 @@ def _from_row(row: Any) -> Profile:
         settings=dict(row.settings),
         variables=dict(row.variables),
         prefilter=row.prefilter,
-        secrets=secret_box.decrypt_json(row.secrets),
+        secrets=secrets,
+        secrets_unreadable=unreadable,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -118,18 +127,18 @@ def insert_profile(conn: Connection, p: Profile) -> Profile:
 
 def save_profile(conn: Connection, p: Profile) -> Profile:
     assert p.id is not None
-    conn.execute(
-        update(profiles)
-        .where(profiles.c.id == p.id)
-        .values(
-            mode=p.mode,
-            settings=p.settings,
-            secrets=secret_box.encrypt_json(p.secrets),
-            variables=p.variables,
-            prefilter=p.prefilter,
-            updated_at=datetime.now(UTC),
-        )
-    )
+    values: dict[str, Any] = {
+        "mode": p.mode,
+        "settings": p.settings,
+        "variables": p.variables,
+        "prefilter": p.prefilter,
+        "updated_at": datetime.now(UTC),
+    }
+    # Unreadable secrets stay as they are (the right key may come back) until new ones
+    # are set, which replace them.
+    if not (p.secrets_unreadable and not p.secrets):
+        values["secrets"] = secret_box.encrypt_json(p.secrets)
+    conn.execute(update(profiles).where(profiles.c.id == p.id).values(**values))
     return get_profile_by_id(conn, p.id)
 
 

@@ -13,7 +13,7 @@ from pbx_connector.domain.identity import Identity, identities
 from pbx_connector.domain.passwords import hash_secret
 from pbx_connector.domain.targets import ADMIN_USERNAME, TARGETS, CleanRecord, TargetSpec
 from pbx_connector.domain.usernames import fold_username, username_skeleton
-from pbx_connector.errors import NotFoundError, ProtectedRecordError, UsageError
+from pbx_connector.errors import ConflictError, NotFoundError, ProtectedRecordError, UsageError
 from pbx_connector.store.bulk import insert_rows
 from pbx_connector.store.tables import RECORD_TABLES, column_names, profiles
 
@@ -150,31 +150,33 @@ def check_unique(
         elif name in ("extension", "code"):
             found = conn.execute(select(table.c.id).where(table.c[name] == ident[1])).first()
             if found is not None and found.id != record_id:
-                raise UsageError(f"{name} {ident[1]!r} is used by {label} {found.id}", field=name)
+                raise ConflictError(
+                    f"{name} {ident[1]!r} is used by {label} {found.id}", field=name
+                )
 
 
 def _check_username(conn: Connection, username: str, skeleton: str, record_id: int | None) -> None:
     users = RECORD_TABLES["users"]
     found = conn.execute(select(users.c.id).where(users.c.username == username)).first()
     if found is not None and found.id != record_id:
-        raise UsageError(f"username {username!r} is used by user {found.id}", field="username")
+        raise ConflictError(f"username {username!r} is used by user {found.id}", field="username")
     # Few users; a hand edit may read them all (a skeleton is not a column to search).
     for r in conn.execute(select(users.c.id, users.c.username)):
         if r.id != record_id and username_skeleton(r.username) == skeleton:
-            raise UsageError(
+            raise ConflictError(
                 f"username {username!r} looks like {r.username!r}, the username of "
                 f"user {r.id}: one could pass for the other",
                 field="username",
             )
 
 
-def _clash(exc: IntegrityError, target: str, row: Mapping[str, Any]) -> UsageError:
+def _clash(exc: IntegrityError, target: str, row: Mapping[str, Any]) -> ConflictError:
     """A unique index refused a write that `check_unique` let through: another writer
     took the value in the meantime. Say which field, as `check_unique` would have."""
     text = str(exc.orig)
     for name in _UNIQUE[target]:
         if f"{target}.{name}" in text or f"uq_{target}_{name}" in text:
-            return UsageError(
+            return ConflictError(
                 f"{name} {row.get(name)!r} is already used by another "
                 f"{TARGETS[target].label} (saved at the same moment)",
                 field=name,

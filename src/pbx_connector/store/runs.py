@@ -1,44 +1,195 @@
-"""Run records and the per-profile run lock."""
+"""Run records and the per-profile run lock.
+
+The lock is a row in `run_locks`, taken in the same transaction that records the run, and
+held as a lease: the running process renews `expires_at` while it works (see
+`LeaseKeeper`). A lock whose lease ran out belongs to a process that is gone — on this
+host or another — and the next run takes it over; a lock of a process of this host that
+no longer exists is taken over at once. The lock is released in the transaction that
+records the run's outcome (and, for an applied run, writes its changes), so a run is
+never `running` after its outcome is known.
+
+A run that is `running` without a live lock was interrupted (kill -9, power loss): it is
+shown as `interrupted`, and its changes were not committed, because they commit together
+with its outcome.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
-from datetime import UTC, datetime
+import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from pbx_connector.errors import NotFoundError, RunLocked
+from pbx_connector.errors import NotFoundError, RunError, RunLocked
 from pbx_connector.store.tables import run_locks, runs
 
 RUNNING = "running"
+INTERRUPTED = "interrupted"
+#: How long a lock stays valid without renewal. The running process renews it every
+#: third of this; a process that is gone stops renewing, and its lock expires.
+LEASE = timedelta(seconds=60)
+_INTERRUPTED_MESSAGE = (
+    "interrupted, nothing changed: the process running it ended before the run finished"
+)
 
 
-def start_run(
-    conn: Connection, profile_id: int, profile_name: str, *, dry_run: bool, trigger: str
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:  # SQLite hands back naive UTC
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = _aware(value)
+    return None if value is None else value.isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def lock_is_live(held: Any, now: datetime | None = None) -> bool:
+    """Whether the process holding a lock may still be working."""
+    now = now or _now()
+    if held.host == socket.gethostname() and not _pid_alive(held.pid):
+        return False
+    expires = _aware(held.expires_at) or (_aware(held.acquired_at) or now) + LEASE
+    return expires > now
+
+
+def _insert_run(
+    conn: Connection,
+    profile_id: int,
+    profile_name: str,
+    *,
+    dry_run: bool,
+    trigger: str,
+    status: str = RUNNING,
+    message: str = "",
 ) -> int:
+    now = _now()
     result = conn.execute(
         insert(runs).values(
             profile_id=profile_id,
             profile_name=profile_name,
             trigger=trigger,
             dry_run=dry_run,
-            status=RUNNING,
-            message="",
+            status=status,
+            message=message,
             counts={},
-            errors=[],
+            errors=[{"line": None, "field": None, "message": message}] if message else [],
             warnings=[],
             changes=[],
-            started_at=datetime.now(UTC),
+            started_at=now,
+            finished_at=None if status == RUNNING else now,
         )
     )
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
 
 
-def finish_run(conn: Connection, run_id: int, report: dict[str, Any]) -> None:
+def _mark_interrupted(conn: Connection, run_id: int, message: str) -> None:
+    conn.execute(
+        update(runs)
+        .where((runs.c.id == run_id) & (runs.c.status == RUNNING))
+        .values(status=INTERRUPTED, message=message, finished_at=_now())
+    )
+
+
+def begin_run(
+    engine: Engine, profile_id: int, profile_name: str, *, dry_run: bool, trigger: str
+) -> int:
+    """Record a new run and take its profile's lock, in one transaction. A stale lock is
+    taken over (its run is marked interrupted). Raises RunLocked, after recording the
+    refused run as failed, when another live run holds the lock."""
+    host, pid = socket.gethostname(), os.getpid()
+    for _ in range(3):
+        try:
+            with engine.begin() as conn:
+                run_id = _insert_run(
+                    conn, profile_id, profile_name, dry_run=dry_run, trigger=trigger
+                )
+                now = _now()
+                conn.execute(
+                    insert(run_locks).values(
+                        profile_id=profile_id,
+                        run_id=run_id,
+                        host=host,
+                        pid=pid,
+                        acquired_at=now,
+                        expires_at=now + LEASE,
+                    )
+                )
+            return run_id
+        except IntegrityError:
+            pass
+        with engine.begin() as conn:
+            held = conn.execute(
+                select(run_locks).where(run_locks.c.profile_id == profile_id)
+            ).first()
+            if held is None:
+                continue
+            if not lock_is_live(held):
+                conn.execute(
+                    delete(run_locks).where(
+                        (run_locks.c.profile_id == profile_id) & (run_locks.c.run_id == held.run_id)
+                    )
+                )
+                _mark_interrupted(conn, held.run_id, _INTERRUPTED_MESSAGE)
+                continue
+            message = (
+                f"profile {profile_name!r} is already running (run {held.run_id}, "
+                f"process {held.pid} on {held.host}, since {_iso(held.acquired_at)})"
+            )
+            refused = _insert_run(
+                conn,
+                profile_id,
+                profile_name,
+                dry_run=dry_run,
+                trigger=trigger,
+                status="failed",
+                message=message,
+            )
+        raise RunLocked(message, run_id=refused, running_run_id=held.run_id)
+    raise RunLocked(f"profile {profile_name!r} is already running")
+
+
+def end_run(
+    conn: Connection,
+    profile_id: int,
+    run_id: int,
+    report: dict[str, Any],
+    *,
+    require_lock: bool = True,
+) -> None:
+    """Record a run's outcome and release its lock, in the caller's transaction (the one
+    that writes the run's changes, if any). Raises RunError when the lock is no longer
+    over): then nothing of this transaction may commit. A run that failed records its
+    outcome with `require_lock=False`."""
+    released = conn.execute(
+        delete(run_locks).where(
+            (run_locks.c.profile_id == profile_id) & (run_locks.c.run_id == run_id)
+        )
+    )
+    if require_lock and released.rowcount != 1:
+        raise RunError(
+            "the run lost its lock (it was unlocked by hand, or its lease ran out while "
+            "the process was stopped), so its changes were not written"
+        )
     conn.execute(
         update(runs)
         .where(runs.c.id == run_id)
@@ -49,28 +200,88 @@ def finish_run(conn: Connection, run_id: int, report: dict[str, Any]) -> None:
             errors=report["errors"],
             warnings=report["warnings"],
             changes=report["changes"],
-            finished_at=datetime.now(UTC),
+            finished_at=_now(),
         )
     )
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat(timespec="seconds")
+def abandon_run(engine: Engine, profile_id: int, run_id: int, message: str) -> None:
+    """Mark a run interrupted and release its lock (Ctrl-C, a signal). Best effort: if
+    the store cannot be reached, the lock expires by itself."""
+    try:
+        with engine.begin() as conn:
+            _mark_interrupted(conn, run_id, message)
+            conn.execute(
+                delete(run_locks).where(
+                    (run_locks.c.profile_id == profile_id) & (run_locks.c.run_id == run_id)
+                )
+            )
+    except SQLAlchemyError:
+        pass
 
 
-def _report(row: Any) -> dict[str, Any]:
+def unlock(engine: Engine, profile_id: int, profile_name: str) -> int:
+    """Release a profile's lock by hand; its run is marked interrupted. Returns the run id."""
+    with engine.begin() as conn:
+        held = conn.execute(select(run_locks).where(run_locks.c.profile_id == profile_id)).first()
+        if held is None:
+            raise NotFoundError(f"profile {profile_name!r} is not locked")
+        conn.execute(delete(run_locks).where(run_locks.c.profile_id == profile_id))
+        _mark_interrupted(
+            conn, held.run_id, "interrupted: its lock was released by the administrator"
+        )
+        return int(held.run_id)
+
+
+class LeaseKeeper:
+    """Renews a run's lock while the run works, from a daemon thread. A run of a process
+    that is killed or frozen stops renewing, so its lock expires on every host."""
+
+    def __init__(self, engine: Engine, profile_id: int, run_id: int) -> None:
+        self._engine = engine
+        self._where = (run_locks.c.profile_id == profile_id) & (run_locks.c.run_id == run_id)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="run-lease", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        interval = LEASE.total_seconds() / 3
+        while not self._stop.wait(interval):
+            try:
+                with self._engine.begin() as conn:
+                    renewed = conn.execute(
+                        update(run_locks).where(self._where).values(expires_at=_now() + LEASE)
+                    )
+                if renewed.rowcount == 0:
+                    return  # released, or taken over: `end_run` will say so
+            except SQLAlchemyError:
+                continue  # the store is busy (a long write): try again next time
+
+
+def _report(row: Any, now: datetime) -> dict[str, Any]:
     m = row._mapping
+    status = m["status"]
+    message = m["message"]
+    if status == RUNNING and (m["lock_run_id"] is None or not lock_is_live(_LockView(m), now)):
+        status, message = INTERRUPTED, _INTERRUPTED_MESSAGE
+    dry_run = bool(m["dry_run"])
     return {
         "id": m["id"],
         "profile": m["profile_name"],
         "trigger": m["trigger"],
-        "status": m["status"],
-        "dry_run": bool(m["dry_run"]),
-        "message": m["message"],
+        "status": status,
+        "dry_run": dry_run,
+        # Whether the run's changes were written: counts of any other run are what it
+        # would have done.
+        "applied": status == "ok" and not dry_run,
+        "message": message,
         "counts": dict(m["counts"]),
         "errors": list(m["errors"]),
         "warnings": list(m["warnings"]),
@@ -80,84 +291,38 @@ def _report(row: Any) -> dict[str, Any]:
     }
 
 
+class _LockView:
+    def __init__(self, m: Any) -> None:
+        self.host = m["lock_host"]
+        self.pid = m["lock_pid"]
+        self.acquired_at = m["lock_acquired_at"]
+        self.expires_at = m["lock_expires_at"]
+
+
+def _runs_query() -> Any:
+    joined = runs.outerjoin(run_locks, run_locks.c.run_id == runs.c.id)
+    return select(
+        runs,
+        run_locks.c.run_id.label("lock_run_id"),
+        run_locks.c.host.label("lock_host"),
+        run_locks.c.pid.label("lock_pid"),
+        run_locks.c.acquired_at.label("lock_acquired_at"),
+        run_locks.c.expires_at.label("lock_expires_at"),
+    ).select_from(joined)
+
+
 def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
-    row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+    row = conn.execute(_runs_query().where(runs.c.id == run_id)).first()
     if row is None:
         raise NotFoundError(f"no run with id {run_id}")
-    return _report(row)
+    return _report(row, _now())
 
 
 def list_runs(
     conn: Connection, profile_name: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    query = select(runs).order_by(runs.c.id.desc()).limit(limit)
+    query = _runs_query().order_by(runs.c.id.desc()).limit(limit)
     if profile_name is not None:
         query = query.where(runs.c.profile_name == profile_name)
-    return [_report(r) for r in conn.execute(query)]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def acquire_lock(engine: Engine, profile_id: int, profile_name: str, run_id: int) -> None:
-    """Take the profile's run lock, or raise RunLocked. A lock left by a process of this
-    host that no longer exists (a crash, a kill -9) is taken over."""
-    host = socket.gethostname()
-    values = {
-        "profile_id": profile_id,
-        "run_id": run_id,
-        "host": host,
-        "pid": os.getpid(),
-        "acquired_at": datetime.now(UTC),
-    }
-    for _ in range(2):
-        try:
-            with engine.begin() as conn:
-                conn.execute(insert(run_locks).values(**values))
-            return
-        except IntegrityError:
-            with engine.begin() as conn:
-                held = conn.execute(
-                    select(run_locks).where(run_locks.c.profile_id == profile_id)
-                ).first()
-                if held is None:
-                    continue
-                if held.host == host and not _pid_alive(held.pid):
-                    conn.execute(
-                        delete(run_locks).where(
-                            (run_locks.c.profile_id == profile_id)
-                            & (run_locks.c.run_id == held.run_id)
-                        )
-                    )
-                    conn.execute(
-                        update(runs)
-                        .where((runs.c.id == held.run_id) & (runs.c.status == RUNNING))
-                        .values(
-                            status="failed",
-                            message="the process running it ended",
-                            finished_at=datetime.now(UTC),
-                        )
-                    )
-                    continue
-                raise RunLocked(
-                    f"profile {profile_name!r} is already running (run {held.run_id}, "
-                    f"process {held.pid} on {held.host}, since {_iso(held.acquired_at)}); "
-                    "wait for it to finish"
-                ) from None
-    raise RunLocked(f"profile {profile_name!r} is already running")
-
-
-def release_lock(engine: Engine, profile_id: int, run_id: int) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            delete(run_locks).where(
-                (run_locks.c.profile_id == profile_id) & (run_locks.c.run_id == run_id)
-            )
-        )
+    now = _now()
+    return [_report(r, now) for r in conn.execute(query)]

@@ -1,5 +1,9 @@
 """Applying a plan: one transaction; deletes first (they free usernames and codes that
-the new rows may take), then updates, then creates, in batches."""
+the new rows may take), then updates, then creates, in batches.
+
+No schema change happens here: dropping lookup indexes for a large first import and
+building them after was a little faster on SQLite, but pysqlite runs DDL outside the
+transaction, so a kill in between left the store without its indexes."""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Index, func, select, update
+from sqlalchemy import Connection, update
 
-from pbx_connector.domain.targets import TARGETS, CleanRecord
+from pbx_connector.domain.targets import TARGETS, CleanRecord, TargetSpec
 from pbx_connector.store import records as store
-from pbx_connector.sync.plan import Plan, Write
+from pbx_connector.sync.plan import NOT_SPOOLED, Hashed, Plan, Write
 
 BATCH = 1000
 #: Columns that must stay unique; parked on a placeholder while updates move them around.
@@ -29,14 +33,13 @@ def apply_plan(
     store.delete_many(conn, plan.target, plan.deletes)
     _park_unique_values(conn, plan)
 
-    rebuilt = _drop_lookup_indexes(conn, plan)
     creates: list[dict[str, Any]] = []
     updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     done = 0
     for write in plan.spool:
         if write.position in plan.dropped:
             continue
-        columns = store.to_columns(spec, CleanRecord(write.values, write.e164, []))
+        columns = _columns(spec, write)
         columns["content_hash"] = write.content_hash
         columns["updated_at"] = now
         if write.action == "create":
@@ -60,31 +63,23 @@ def apply_plan(
     for group in updates.values():
         store.update_many(conn, plan.target, group)
     store.insert_many(conn, plan.target, creates)
-    for index in rebuilt:
-        index.create(conn)
     if progress is not None:
         progress(done)
 
 
-#: Creating at least this many records, and at least as many as the table holds, drops
-#: the lookup indexes first and builds them again after (in the same transaction):
-#: SQLite builds an index from sorted keys faster than it inserts them one row at a time
-#: (100,000 phonebook entries: 0.8 s instead of 1.1 s).
-REBUILD_AT = 20_000
-
-
-def _drop_lookup_indexes(conn: Connection, plan: Plan) -> list[Index]:
-    creates = plan.counts["created"]
-    if conn.dialect.name != "sqlite" or creates < REBUILD_AT:
-        return []
-    table = store.table_for(plan.target)
-    if creates < conn.execute(select(func.count()).select_from(table)).scalar_one():
-        return []
-    # Only plain lookup indexes: unique ones guard the data while it is written.
-    dropped = [ix for ix in table.indexes if not ix.unique]
-    for index in dropped:
-        index.drop(conn)
-    return dropped
+def _columns(spec: TargetSpec, write: Write) -> dict[str, Any]:
+    """Store columns of a spooled write; its secrets arrive hashed (see `Hashed`)."""
+    values = write.values
+    hashed = {n: v for n, v in values.items() if isinstance(v, Hashed)}
+    if not hashed:
+        return store.to_columns(spec, CleanRecord(values, write.e164, []))
+    if NOT_SPOOLED in hashed.values():
+        raise AssertionError("a dry run's plan cannot be applied")
+    plain = {n: v for n, v in values.items() if n not in hashed}
+    columns = store.to_columns(spec, CleanRecord(plain, write.e164, []))
+    for name, value in hashed.items():
+        columns[f"{name}_hash"] = str(value)
+    return columns
 
 
 def _park_unique_values(conn: Connection, plan: Plan) -> None:

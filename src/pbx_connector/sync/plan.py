@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import pickle
+import socket
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,12 +21,19 @@ from typing import IO, Any, Literal, NamedTuple
 from sqlalchemy import Connection
 
 from pbx_connector.domain.identity import Identity, describe_identity, identities
+from pbx_connector.domain.passwords import hash_secret
 from pbx_connector.domain.phone import PhoneNormaliser
-from pbx_connector.domain.targets import TARGETS, TargetSpec, clean_record
+from pbx_connector.domain.targets import (
+    TARGETS,
+    TargetSpec,
+    clean_record,
+    parse_extension_digits,
+)
 from pbx_connector.errors import ConfigError, RecordError, RowError
 from pbx_connector.mapping import RowMapper
 from pbx_connector.sources.base import RowValue, Source
 from pbx_connector.store import records as store
+from pbx_connector.store.db import private_dir
 from pbx_connector.sync.keyindex import KeyIndex, fingerprint
 
 Action = Literal["create", "update", "delete", "conflict", "invalid"]
@@ -65,10 +73,21 @@ class Change:
         return out
 
 
+class Hashed(str):
+    """A secret value that is already an argon2 hash: written as it is."""
+
+    __slots__ = ()
+
+
+#: What a dry run spools in place of a secret: it is never written.
+NOT_SPOOLED = Hashed("(not spooled)")
+
+
 class Write(NamedTuple):
-    """One spooled create or update: column values ready for the store (secrets still
-    plain; they are hashed when written). A named tuple, because a million of them are
-    pickled and unpickled, and tuples do that in half the time of dataclasses."""
+    """One spooled create or update: column values ready for the store (secrets as
+    `Hashed`, never plain: a spool left behind must not hold a password). A named
+    tuple, because a million of them are pickled and unpickled, and tuples do that in
+    half the time of dataclasses."""
 
     action: Literal["create", "update"]
     position: int
@@ -81,9 +100,48 @@ class Write(NamedTuple):
     content_hash: str
 
 
+SPOOL_DIR = "spool"
+
+
+def _spool_prefix() -> str:
+    # Host and process in the name: the next run removes spools of processes that ended.
+    return f"plan-{socket.gethostname()}-{os.getpid()}-"
+
+
+def remove_stale_spools() -> int:
+    """Remove the spools of processes of this host that are gone (a kill -9 leaves its
+    spool behind). Returns how many were removed."""
+    removed = 0
+    host = socket.gethostname()
+    for path in private_dir(SPOOL_DIR).glob("plan-*.spool"):
+        rest = path.name[len("plan-") :]
+        spool_host = rest.rpartition("-")[0]  # after the last "-": the random part
+        spool_host, _, pid_text = spool_host.rpartition("-")
+        if spool_host != host or not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 class Spool:
-    """An append-only temp file of pickled writes, so that a million-row import does not
-    hold a million records in memory. Created owner-only; removed by `close`.
+    """An append-only file of pickled writes, so that a million-row import does not
+    hold a million records in memory. Created owner-only in the data directory's private
+    `spool/` directory (not $TMPDIR, which other users share); removed by `close`, or by
+    the next run when its process was killed.
 
     Writes are pickled in chunks of `CHUNK`: one pickle call per record costs more than
     the record's validation, and a chunk is still small."""
@@ -91,7 +149,9 @@ class Spool:
     CHUNK = 512
 
     def __init__(self) -> None:
-        fd, self.path = tempfile.mkstemp(prefix="pbx-connector-plan-", suffix=".spool")
+        fd, self.path = tempfile.mkstemp(
+            prefix=_spool_prefix(), suffix=".spool", dir=private_dir(SPOOL_DIR)
+        )
         self._fh: IO[bytes] = os.fdopen(fd, "w+b")
         self._pending: list[Write] = []
         self._chunks = 0
@@ -185,14 +245,21 @@ def parse_key(setting: str, spec: TargetSpec) -> tuple[str, ...]:
 def delete_limit(setting: str, existing: int) -> int:
     """`max_delete`: a number, or a percentage of the profile's records (at least 5)."""
     text = (setting or "10%").strip()
-    try:
-        if text.endswith("%"):
-            return max(5, math.ceil(float(text[:-1]) / 100 * existing))
-        return int(text)
-    except ValueError:
-        raise ConfigError(
-            f"max_delete {text!r} is not a number or a percentage", field="max_delete"
-        ) from None
+    bad = ConfigError(
+        f"max_delete {text!r} is not a whole number ≥ 0 or a percentage from 0% to 100%",
+        field="max_delete",
+    )
+    if text.endswith("%"):
+        try:
+            percent = float(text[:-1])
+        except ValueError:
+            raise bad from None
+        if not 0 <= percent <= 100:  # also false for nan
+            raise bad
+        return max(5, math.ceil(percent / 100 * existing))
+    if not text.isdigit() or len(text) > 18:
+        raise bad
+    return int(text)
 
 
 class Hasher:
@@ -238,6 +305,9 @@ class PlanInput:
     normaliser: PhoneNormaliser
     hash_key: bytes
     fingerprint: str
+    #: Secrets (passwords, PINs) in the spool: "hash" them (a run that writes), or
+    #: "drop" them (a dry run, which writes nothing).
+    secrets: Literal["hash", "drop"] = "hash"
 
 
 def build_plan(
@@ -276,6 +346,8 @@ def _fill(
     foreign = store.foreign_identities(conn, pin.target, pin.profile_id)
     owners = store.usernames(conn) if pin.target == "phonebook" else set()
     hasher = Hasher(pin.hash_key, pin.fingerprint, managed)
+    extension_digits = parse_extension_digits(pin.settings.get("extension_digits", ""))
+    secret_names = tuple(n for n in spec.secret_fields if n in managed)
     mapper = pin.mapper
     # Rows that failed before their key was known: their records cannot be told apart
     # from records that left the source, so a mirror run then deletes nothing.
@@ -326,7 +398,13 @@ def _fill(
             plan.counts["unchanged"] += 1
             continue
         try:
-            clean = clean_record(spec, values, pin.normaliser, partial=bool(rid))
+            clean = clean_record(
+                spec,
+                values,
+                pin.normaliser,
+                partial=bool(rid),
+                extension_digits=extension_digits,
+            )
         except RecordError as exc:
             plan.error("invalid", line, exc.field, exc.message, key=show_key(key))
             continue
@@ -356,6 +434,9 @@ def _fill(
         for name, message in clean.warnings:
             plan.warn(line, name, message)
         action: Literal["create", "update"] = "update" if rid else "create"
+        values = clean.values
+        if secret_names:
+            values = _without_plain_secrets(values, secret_names, pin.secrets)
         write = Write(
             action,
             plan.spool.count,
@@ -363,7 +444,7 @@ def _fill(
             line,
             label,
             rid or None,
-            clean.values,
+            values,
             clean.e164,
             content_hash,
         )
@@ -400,6 +481,17 @@ def _fill(
     _fill_diffs(conn, spec, updates_for_diff)
     _labels_for_deletes(conn, spec, plan)
     _safety(plan, pin.settings)
+
+
+def _without_plain_secrets(
+    values: dict[str, Any], names: tuple[str, ...], how: Literal["hash", "drop"]
+) -> dict[str, Any]:
+    out = dict(values)
+    for name in names:
+        plain = out.get(name)
+        if plain:
+            out[name] = NOT_SPOOLED if how == "drop" else Hashed(hash_secret(plain))
+    return out
 
 
 def _resolve_own_claims(

@@ -47,8 +47,10 @@ def describe_error(error: dict[str, Any]) -> str:
 
 
 def summary(report: dict[str, Any]) -> str:
+    """The counts in words: "would be" for a run that wrote nothing (a dry run, or one
+    that was aborted, failed or interrupted)."""
     c = report["counts"]
-    verb = "would be" if report["dry_run"] else ""
+    verb = "" if report.get("applied", not report["dry_run"]) else "would be"
     parts = [
         f"{c['created']} {verb} created".replace("  ", " "),
         f"{c['updated']} {verb} updated".replace("  ", " "),

@@ -18,7 +18,7 @@ from pbx_connector.domain.phone import PhoneNormaliser
 from pbx_connector.domain.targets import TARGETS
 from pbx_connector.errors import ConfigError, PbxConnectorError, RunLocked
 from pbx_connector.mapping import RowMapper
-from pbx_connector.sources.base import Source
+from pbx_connector.sources.base import Source, describe_fields
 from pbx_connector.sources.ldap import DIRECTORY_KINDS
 from pbx_connector.sources.registry import open_source
 from pbx_connector.store import auth_store, runs
@@ -26,7 +26,7 @@ from pbx_connector.store.profiles import Profile, get_profile
 from pbx_connector.store.secrets import hash_key
 from pbx_connector.store.settings import get_settings
 from pbx_connector.sync.apply import apply_plan
-from pbx_connector.sync.plan import Plan, PlanInput, build_plan, parse_key
+from pbx_connector.sync.plan import Plan, PlanInput, build_plan, parse_key, remove_stale_spools
 
 #: Bump when the meaning of stored content hashes changes, to force one full rewrite.
 HASH_VERSION = "1"
@@ -72,7 +72,7 @@ def check_profile(profile: Profile, mapper: RowMapper, source: Source) -> None:
         others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ConfigError(
             f"{name} uses the column {column!r}, which {source.name} does not have{others}; "
-            f"its columns are: {', '.join(fields)}",
+            f"its columns are: {describe_fields(fields)}",
             field=name,
         )
     for k in parse_key(profile.settings.get("key", ""), spec):
@@ -106,13 +106,24 @@ def run_profile(
     trigger: str = "cli",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run a profile and return its run report (also stored)."""
+    """Run a profile and return its run report (also stored).
+
+    The run's outcome is written in the transaction that writes its changes, so that a
+    kill at any moment leaves either no change and a run without outcome (shown as
+    `interrupted`), or the changes and their outcome."""
     progress = progress or Progress()
     with engine.begin() as conn:
         profile = get_profile(conn, name)
         instance = get_settings(conn)
-        assert profile.id is not None
-        run_id = runs.start_run(conn, profile.id, profile.name, dry_run=dry_run, trigger=trigger)
+    assert profile.id is not None
+    remove_stale_spools()
+    try:
+        run_id = runs.begin_run(engine, profile.id, profile.name, dry_run=dry_run, trigger=trigger)
+    except RunLocked as exc:
+        if exc.run_id is None:
+            raise
+        with engine.connect() as conn:
+            return runs.get_run(conn, exc.run_id)
     report: dict[str, Any] = {
         "status": "failed",
         "message": "",
@@ -121,58 +132,24 @@ def run_profile(
         "warnings": [],
         "changes": [],
     }
-    try:
-        runs.acquire_lock(engine, profile.id, profile.name, run_id)
-    except RunLocked as exc:
-        report["message"] = exc.message
-        report["errors"] = [{"line": None, "field": None, "message": exc.message}]
-        return _finish(engine, run_id, report)
     plan: Plan | None = None
     try:
-        mapper = compile_mapper(profile)
-        source = open_source(
-            profile.source, profile.settings, profile.secrets, sorted(mapper.fields_used())
-        )
-        check_profile(profile, mapper, source)
-        normaliser = _normaliser(profile, instance)
-        plan_input = PlanInput(
-            profile_id=profile.id,
-            target=profile.target,
-            mode=profile.mode,
-            settings=profile.settings,
-            mapper=mapper,
-            normaliser=normaliser,
-            hash_key=hash_key(),
-            fingerprint=f"{HASH_VERSION}|{normaliser.region}|{normaliser.outside_line_prefix}",
-        )
-        with engine.connect() as conn:
-            plan = build_plan(conn, source, plan_input, progress.reading)
-        report.update(_plan_report(plan))
-        if plan.abort_reason and not force:
-            report["status"] = "aborted"
-            report["message"] = f"aborted, nothing changed: {plan.abort_reason}"
-        elif dry_run:
-            report["status"] = "ok"
-            report["message"] = "dry run: nothing changed"
-        else:
-            total = plan.counts["created"] + plan.counts["updated"]
-            writing = progress.writing
-
-            def tick(done: int) -> None:
-                if writing is not None:
-                    writing(done, total)
-
-            with engine.begin() as conn:
-                apply_plan(conn, plan, profile.id, tick)
+        with runs.LeaseKeeper(engine, profile.id, run_id):
+            plan = _plan(engine, profile, instance, dry_run, progress)
+            report.update(_plan_report(plan))
+            if plan.abort_reason and not force:
+                report["status"] = "aborted"
+                report["message"] = f"aborted, nothing changed: {plan.abort_reason}"
+            elif dry_run:
+                report["status"] = "ok"
+                report["message"] = "dry run: nothing changed"
+            else:
+                report["status"] = "ok"
+                report["message"] = "applied" + (" (forced)" if plan.abort_reason else "")
                 if configures_authentication(profile):
-                    auth_store.save(
-                        conn,
-                        settings_from_profile(profile.source, profile.settings, profile.secrets),
-                    )
-            report["status"] = "ok"
-            report["message"] = "applied" + (" (forced)" if plan.abort_reason else "")
-            if configures_authentication(profile):
-                report["message"] += "; authentication settings taken from this profile"
+                    report["message"] += "; authentication settings taken from this profile"
+                _apply(engine, profile, plan, run_id, report, progress)
+                return _stored(engine, run_id)
     except PbxConnectorError as exc:
         # Line and field go into their own keys; the message keeps only the source.
         message = f"{exc.source}: {exc.message}" if exc.source else exc.message
@@ -180,11 +157,89 @@ def run_profile(
     except SQLAlchemyError as exc:
         # The transaction rolled back; say what the database said, not a traceback.
         _failed(report, f"database error: {getattr(exc, 'orig', None) or exc}", None, None)
+    except BaseException:
+        # Ctrl-C, a signal turned into SystemExit: the changes were not committed (or
+        # were, with their outcome); say so for this run and let the caller stop.
+        runs.abandon_run(
+            engine, profile.id, run_id, "interrupted, nothing changed: the run was stopped"
+        )
+        raise
     finally:
         if plan is not None:
             plan.close()
-        runs.release_lock(engine, profile.id, run_id)
-    return _finish(engine, run_id, report)
+    with engine.begin() as conn:
+        runs.end_run(conn, profile.id, run_id, _normalised(report), require_lock=False)
+    return _stored(engine, run_id)
+
+
+def _plan(
+    engine: Engine,
+    profile: Profile,
+    instance: dict[str, str],
+    dry_run: bool,
+    progress: Progress,
+) -> Plan:
+    assert profile.id is not None
+    if profile.secrets_unreadable:
+        raise ConfigError(
+            "the profile's stored secrets cannot be decrypted with this instance key "
+            "(was secret.key lost or replaced?); set them again"
+        )
+    mapper = compile_mapper(profile)
+    source = open_source(
+        profile.source, profile.settings, profile.secrets, sorted(mapper.fields_used())
+    )
+    check_profile(profile, mapper, source)
+    normaliser = _normaliser(profile, instance)
+    plan_input = PlanInput(
+        profile_id=profile.id,
+        target=profile.target,
+        mode=profile.mode,
+        settings=profile.settings,
+        mapper=mapper,
+        normaliser=normaliser,
+        hash_key=hash_key(),
+        fingerprint=_fingerprint(profile, normaliser),
+        # A dry run writes nothing: its spool needs no secrets; a real one spools them
+        # hashed, so that a spool left behind by a kill holds no password.
+        secrets="drop" if dry_run else "hash",
+    )
+    with engine.connect() as conn:
+        return build_plan(conn, source, plan_input, progress.reading)
+
+
+def _fingerprint(profile: Profile, normaliser: PhoneNormaliser) -> str:
+    """Everything besides the row that shapes a record: a change re-derives them all."""
+    parts = [HASH_VERSION, normaliser.region, normaliser.outside_line_prefix]
+    if digits := profile.settings.get("extension_digits", "").strip():
+        parts.append(f"ext{digits}")  # only when set: profiles without it keep their hashes
+    return "|".join(parts)
+
+
+def _apply(
+    engine: Engine,
+    profile: Profile,
+    plan: Plan,
+    run_id: int,
+    report: dict[str, Any],
+    progress: Progress,
+) -> None:
+    """Write the plan, the run's outcome and the lock's release in one transaction."""
+    assert profile.id is not None
+    total = plan.counts["created"] + plan.counts["updated"]
+    writing = progress.writing
+
+    def tick(done: int) -> None:
+        if writing is not None:
+            writing(done, total)
+
+    with engine.begin() as conn:
+        runs.end_run(conn, profile.id, run_id, _normalised(report))
+        apply_plan(conn, plan, profile.id, tick)
+        if configures_authentication(profile):
+            auth_store.save(
+                conn, settings_from_profile(profile.source, profile.settings, profile.secrets)
+            )
 
 
 def _failed(report: dict[str, Any], message: str, line: int | None, field: str | None) -> None:
@@ -204,12 +259,14 @@ def _plan_report(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _finish(engine: Engine, run_id: int, report: dict[str, Any]) -> dict[str, Any]:
+def _normalised(report: dict[str, Any]) -> dict[str, Any]:
     counts = {
         k: report["counts"].get(k, 0)
         for k in ("created", "updated", "deleted", "unchanged", "invalid", "conflicts", "skipped")
     }
-    report["counts"] = counts
-    with engine.begin() as conn:
-        runs.finish_run(conn, run_id, report)
+    return {**report, "counts": counts}
+
+
+def _stored(engine: Engine, run_id: int) -> dict[str, Any]:
+    with engine.connect() as conn:
         return runs.get_run(conn, run_id)
