@@ -213,7 +213,7 @@ def test_two_processes_adding_the_same_name_one_gets_a_clear_error(
         p.join(30)
     outcomes = sorted(results, key=lambda r: r[0] != "ok")
     assert outcomes[0][0] == "ok", results
-    assert outcomes[1][:2] == ("UsageError", field), results
+    assert outcomes[1][:2] == ("ConflictError", field), results
     assert outcomes[1][2] == (
         f"{field} {value!r} is already used by another user (saved at the same moment)"
     )

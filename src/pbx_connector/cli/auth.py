@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import ModuleType
 
 import typer
 
 from pbx_connector import authentication
+from pbx_connector.cli import base
 from pbx_connector.errors import ConfigError
 from pbx_connector.profiles import parse_assignments
 from pbx_connector.store import auth_store
@@ -21,14 +21,6 @@ from pbx_connector.store import auth_store
 EXIT_REJECTED = 1
 #: `bind_password=-` reads the password like `--set-secret bind_password`.
 READ_SECRET = "-"
-
-
-def _base() -> ModuleType:
-    """The main CLI module, for its state and helpers (imported late: it registers this
-    module's commands, so importing it here at load time would be circular)."""
-    from pbx_connector import cli
-
-    return cli
 
 
 auth_app = typer.Typer(
@@ -73,7 +65,7 @@ def _secrets_to_read(values: dict[str, str], named: list[str]) -> list[str]:
 @contextmanager
 def _store_handled() -> Iterator[None]:
     """One `error:` line and exit code for the store's failures as for any other error."""
-    with _base()._handled(), auth_store.store_errors():
+    with base.handled(), auth_store.store_errors():
         yield
 
 
@@ -90,22 +82,21 @@ def auth_settings(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show or set how users with method 'ldap' are checked against the directory."""
-    base = _base()
     if assignments or set_secret:
-        with base._handled():
+        with base.handled():
             values = parse_assignments(assignments or [])
             for name in _secrets_to_read(values, set_secret or []):
                 values[name] = _read_secret(name)
         with _store_handled():
-            cfg = base._tx(lambda conn: auth_store.save(conn, values))
+            cfg = base.tx(lambda conn: auth_store.save(conn, values))
     else:
         with _store_handled():
-            cfg = base._tx(auth_store.load)
+            cfg = base.tx(auth_store.load)
     shown = cfg.public_dict()
     if as_json:
-        base._print_json({**shown, "mode": cfg.mode})
+        base.print_json({**shown, "mode": cfg.mode})
         return
-    base._table(
+    base.table(
         ["SETTING", "VALUE", "DESCRIPTION"],
         [[k, v, auth_store.AUTH_SETTINGS[k][1]] for k, v in shown.items()],
     )
@@ -122,10 +113,9 @@ def auth_check(username: str) -> None:
     """Check USERNAME's password (from standard input or a prompt): prints accepted or
     rejected, exit code 0 or 1, and nothing else (exit code 3 and one error line when the
     store cannot be used)."""
-    base = _base()
     password = _read_password()
     with _store_handled():
-        result = authentication.authenticate(base._state.engine, username, password, origin="cli")
+        result = authentication.authenticate(base.state.engine, username, password, origin="cli")
     typer.echo("accepted" if result.accepted else "rejected")
     if not result.accepted:
         raise typer.Exit(EXIT_REJECTED)
@@ -135,11 +125,10 @@ def auth_check(username: str) -> None:
 def auth_test(username: str) -> None:
     """Check USERNAME's password step by step, saying where and why it stops (the
     password itself is never printed)."""
-    base = _base()
     password = _read_password()
     with _store_handled():
         result = authentication.authenticate(
-            base._state.engine, username, password, origin="test", log=typer.echo
+            base.state.engine, username, password, origin="test", log=typer.echo
         )
     if not result.accepted:
         raise typer.Exit(EXIT_REJECTED)
@@ -152,17 +141,19 @@ def auth_log(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The audit log of authentication attempts, newest first."""
-    base = _base()
     name = username.strip().lower() if username else None
     with _store_handled():
-        rows = base._tx(lambda conn: auth_store.list_attempts(conn, name, limit))
+        rows = base.tx(lambda conn: auth_store.list_attempts(conn, name, limit))
     if as_json:
-        base._print_json(rows)
+        base.print_json(rows)
         return
-    base._table(
+    base.table(
         ["AT", "USERNAME", "METHOD", "OUTCOME", "REASON", "ORIGIN"],
         [
             [r["at"], r["username"], r["method"], r["outcome"], r["reason"], r["origin"]]
             for r in rows
         ],
     )
+
+
+base.app.add_typer(auth_app, name="auth")

@@ -1,0 +1,5 @@
+"""`python -m pbx_connector.cli`."""
+
+from pbx_connector.cli import main
+
+main()

@@ -1,0 +1,123 @@
+"""What every command shares: the app, the store it works on, errors as one line, and
+plain output (aligned tables, JSON).
+
+Exit codes: 0 ok, 1 changes pending (with `sync --check`), 2 usage, 3 run failed or
+aborted, or the store cannot be used. Errors are printed as one line on standard error;
+JSON goes to standard output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from pbx_connector.errors import PbxConnectorError
+from pbx_connector.store import db as store_db
+
+EXIT_PENDING = 1
+EXIT_USAGE = 2
+EXIT_FAILED = 3
+#: The largest id or count the stores take (a signed 64-bit integer).
+MAX_INT = 2**63 - 1
+
+app = typer.Typer(
+    help="Keep a phone system's users, phonebooks and speed dials in sync with CSV files "
+    "and directories.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+
+class State:
+    def __init__(self, db: str | None) -> None:
+        self.db = db
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = store_db.open_store_engine(self.db)
+            for warning in store_db.permission_warnings(str(self._engine.url)):
+                typer.echo(f"warning: {warning}", err=True)
+        return self._engine
+
+
+#: The one state of a command line: set from the global options before a command runs.
+state = State(None)
+
+
+@app.callback()
+def _main(
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        envvar=store_db.ENV_DB,
+        show_envvar=True,
+        help="Database URL (sqlite:///FILE, postgresql://USER:PASS@HOST/DB) or an SQLite "
+        "file path. Default: an SQLite file in the data directory.",
+    ),
+) -> None:
+    state.db = db
+    state._engine = None
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Errors as one `error:` line and their exit code, never a traceback."""
+    try:
+        yield
+    except PbxConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    except SQLAlchemyError as exc:
+        url = str(state._engine.url) if state._engine is not None else None
+        error = store_db.store_error(exc, url)
+        fail(str(error), error.exit_code)
+    except OverflowError:
+        fail(f"a number is too large (at most {MAX_INT})", EXIT_USAGE)
+
+
+def tx(fn: Callable[[Connection], T]) -> T:
+    with handled(), state.engine.begin() as conn:
+        return fn(conn)
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Plain aligned columns: readable on a terminal and stable for scripts and tests."""
+    cells = [[("" if v is None else str(v)) for v in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for r in cells:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        # A run stopped here wrote nothing: its changes commit with its outcome.
+        typer.echo(
+            "error: interrupted; a run in progress was stopped and changed nothing", err=True
+        )
+        sys.exit(130)
+    except SQLAlchemyError as exc:
+        typer.echo(f"error: {store_db.store_error(exc)}", err=True)
+        sys.exit(EXIT_FAILED)
