@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 
 from pbx_connector.errors import ConfigError, SourceDecodeError, SourceError
 from pbx_connector.sources.base import Source, SourceRow
-from pbx_connector.sources.csv import CsvOptions, CsvSource, read_csv
+from pbx_connector.sources.csv import (
+    FIELD_LIMIT,
+    HEADER_LIMIT,
+    MAX_COLUMNS,
+    RECORD_LIMIT,
+    CsvOptions,
+    CsvSource,
+    read_csv,
+)
 
 Row = tuple[int, dict[str, Any], str | None]
 
@@ -239,10 +247,71 @@ def test_text_after_a_closing_enclosure_fails_with_its_line(tmp_path: Path) -> N
     assert "malformed CSV" in str(error)
 
 
-def test_long_values_are_accepted(tmp_path: Path) -> None:
-    note = "x" * 1_000_000
-    path = write(tmp_path, f'a,note\n1,"{note}"\n'.encode())
-    assert values(path) == [{"a": "1", "note": note}]
+def test_long_values_are_accepted_up_to_the_limit(tmp_path: Path) -> None:
+    note = "x\r\n" * (FIELD_LIMIT // 3) + "x" * (FIELD_LIMIT % 3)
+    assert len(note) == FIELD_LIMIT
+    path = write(
+        tmp_path, f'a,note\n1,"{note}"\n2,{note.replace(chr(13) + chr(10), "yy")}\n'.encode()
+    )
+    assert values(path) == [
+        {"a": "1", "note": note},
+        {"a": "2", "note": note.replace("\r\n", "yy")},
+    ]
+
+
+def test_a_value_over_the_limit_is_an_invalid_row(tmp_path: Path) -> None:
+    long = "é" * (FIELD_LIMIT + 1)
+    path = write(tmp_path, f'a,"no\tte"\n1,x\n"2\n",{long}\n3,y\n'.encode())
+    got = rows(path)
+    assert [(line, data) for line, data, _ in got] == [
+        (2, {"a": "1", "no\tte": "x"}),
+        (3, {}),
+        (5, {"a": "3", "no\tte": "y"}),
+    ]
+    assert got[1][2] == (
+        'the value of field "no\\tte" is 65,537 characters long; a value may have at most 65,536'
+    )
+
+
+@pytest.mark.parametrize("separator", ["auto", "crlf"])
+def test_a_row_over_the_record_limit_fails_the_file(tmp_path: Path, separator: str) -> None:
+    # Many short lines inside one enclosure: the limit is on the record, not the line.
+    path = write(tmp_path, b'a,b\r\n1,2\r\n\r\n3,"' + b"x\r\n" * (RECORD_LIMIT // 3) + b'"\r\n')
+    got, error = collect_until_error(path, line_separator=separator)
+    assert [row.line for row in got] == [2]
+    assert (error.source, error.line) == (str(path), 4)
+    assert error.message == (
+        'this row is longer than 1,048,576 characters (is the " enclosure of a value never closed?)'
+    )
+
+
+def test_a_row_exactly_at_the_record_limit_is_read(tmp_path: Path) -> None:
+    value = "v" * (RECORD_LIMIT - len("1,\n"))
+    path = write(tmp_path, f"a,b\n1,{value}\n2,x".encode())
+    got = rows(path)
+    assert [line for line, _, _ in got] == [2, 3]
+    assert "65,536" in str(got[0][2])  # too long a value, but a record that fits
+    assert got[1][1] == {"a": "2", "b": "x"}
+
+
+def test_the_header_has_limits_too(tmp_path: Path) -> None:
+    path = write(tmp_path, b"\n\n" + b"a" * (HEADER_LIMIT + 1) + b"\n1\n")
+    with pytest.raises(SourceError) as info:
+        CsvSource(path, CsvOptions()).fields()
+    assert (info.value.line, info.value.message) == (
+        3,
+        "the header row is longer than 65,536 characters (is this a CSV file?)",
+    )
+    path = write(tmp_path, ",".join(["x"] * (MAX_COLUMNS + 1)).encode() + b"\n")
+    with pytest.raises(SourceError) as info:
+        CsvSource(path, CsvOptions()).fields()
+    assert (info.value.line, info.value.message) == (
+        1,
+        "the header row has 1,001 columns; a CSV file may have at most 1,000",
+    )
+    path = write(tmp_path, ",".join(["x"] * MAX_COLUMNS).encode() + b"\n")
+    fields = CsvSource(path, CsvOptions()).fields()
+    assert fields[:3] == ["x", "x_2", "x_3"] and fields[-1] == "x_1000"
 
 
 # --- delimiters --------------------------------------------------------------------------
@@ -567,8 +636,11 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="Is a directory"):
+    with pytest.raises(SourceError) as info:
         list(CsvSource(tmp_path, CsvOptions()).rows())
+    assert str(info.value) == (
+        f"{tmp_path}: cannot read a directory: the CSV path must name a regular file"
+    )
 
 
 def test_source_satisfies_the_protocol(tmp_path: Path) -> None:

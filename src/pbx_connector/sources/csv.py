@@ -2,8 +2,9 @@
 
 `read_csv` takes a binary stream (a local file now; an SMB file, an HTTP body or an
 upload later), so every transport shares one parser. `CsvSource` is the `Source` for a
-local path. Parsing is done by the C `csv` module over an `io.TextIOWrapper`, so memory
-stays flat however long the file is, and the Python work per row is one `dict(zip())`.
+local path. Parsing is done by the C `csv` module over lines that an `io.TextIOWrapper`
+reads with a size limit, so memory stays flat however long the file (or one line of it)
+is, and the Python work per row is one `dict(zip())` and a little bookkeeping per line.
 
 Choices a reader of the code (or an administrator) may want to know:
 
@@ -47,8 +48,21 @@ Choices a reader of the code (or an administrator) may want to know:
 * **Delimiter `auto`.** `csv.Sniffer` limited to `,` `;` tab `|` on the first 16 KiB of
   text; its answer is kept only if it occurs in the header line, else the candidate
   seen most often in the header line wins (`,` when there is none: one column).
-* **Field size.** `csv.field_size_limit` is raised (process-wide) to 10 MiB so long
-  notes fit.
+* **Limits.** A record (one row, however many lines it spans) may be
+  `RECORD_LIMIT` characters long and a value `FIELD_LIMIT`; the header row
+  `HEADER_LIMIT` characters and `MAX_COLUMNS` columns. Lines are read with a size
+  limit, so a file without line breaks costs no more memory than one record. A header
+  over its limits, or a record over `RECORD_LIMIT`, fails the source: where the next
+  record starts is unknown (the cut may be inside an enclosure). A value over
+  `FIELD_LIMIT` in a record that fits is one invalid row, named by line and field, and
+  the run goes on. `csv.field_size_limit` is raised (process-wide) to `RECORD_LIMIT`,
+  so that the C parser never stops first.
+* **The file.** `CsvSource` reads regular files only. The path is opened with
+  `O_NONBLOCK` and checked with `fstat` on the open descriptor, so a FIFO neither
+  blocks nor is read, and a symbolic link is followed only to a regular file. A file
+  whose size or modification time changed by the end of the read fails the source: it
+  was being written, and the rows read may be half old, half new. Messages quote file
+  content only as a short escaped `excerpt`.
 """
 
 from __future__ import annotations
@@ -58,6 +72,7 @@ import csv
 import io
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -66,12 +81,29 @@ from typing import BinaryIO, Final
 import charset_normalizer
 
 from pbx_connector.errors import ConfigError, SourceDecodeError, SourceError
-from pbx_connector.sources.base import SourceRow
+from pbx_connector.sources.base import SourceRow, excerpt
 
-__all__ = ["CsvOptions", "CsvReader", "CsvSource", "read_csv"]
+__all__ = [
+    "FIELD_LIMIT",
+    "HEADER_LIMIT",
+    "MAX_COLUMNS",
+    "RECORD_LIMIT",
+    "CsvOptions",
+    "CsvReader",
+    "CsvSource",
+    "open_regular_file",
+    "read_csv",
+]
 
-FIELD_SIZE_LIMIT: Final = 10 * 1024 * 1024
-csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
+#: Characters one record (a row, with the line breaks inside its values) may have.
+RECORD_LIMIT: Final = 1024 * 1024
+#: Characters one value may have.
+FIELD_LIMIT: Final = 64 * 1024
+#: Characters the header row may have.
+HEADER_LIMIT: Final = 64 * 1024
+#: Columns the header row may have.
+MAX_COLUMNS: Final = 1000
+csv.field_size_limit(max(csv.field_size_limit(), RECORD_LIMIT))
 
 _DELIMITER_WORDS: Final = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 _AUTO_DELIMITERS: Final = ",;\t|"
@@ -372,16 +404,24 @@ def _field_names(header: list[str]) -> list[str]:
     names = [value.strip() for value in header]
     literal = {name for name in names if name}
     used: set[str] = set()
+    # The next suffix to try for a base name: a suffix once taken stays taken, so a
+    # header of many equal names costs linear time, not quadratic.
+    next_number: dict[str, int] = {}
     fields: list[str] = []
     for column, name in enumerate(names, 1):
         chosen = name if name else f"field_{column}"
-        base, number = chosen, 2
+        base, number = chosen, next_number.get(chosen, 2)
         while chosen in used or (chosen != name and chosen in literal):
             chosen = f"{base}_{number}"
             number += 1
+        next_number[base] = number
         used.add(chosen)
         fields.append(chosen)
     return fields
+
+
+class _RecordTooLong(Exception):
+    """A record reached its character limit before it ended."""
 
 
 def _escape_stray(lines: Iterator[str], separator: str) -> Iterator[str]:
@@ -408,6 +448,17 @@ def _count_breaks(text: str, separator: str) -> int:
 
 def _fields(count: int) -> str:
     return "1 field" if count == 1 else f"{count} fields"
+
+
+def _long_value(fields: list[str], values: list[str]) -> str | None:
+    """The error of a row with a value longer than `FIELD_LIMIT`, if it has one."""
+    for name, value in zip(fields, values, strict=False):
+        if len(value) > FIELD_LIMIT:
+            return (
+                f'the value of field "{excerpt(name)}" is {len(value):,} characters long;'
+                f" a value may have at most {FIELD_LIMIT:,}"
+            )
+    return None
 
 
 class CsvReader:
@@ -438,9 +489,12 @@ class CsvReader:
         self._auto = options.encoding == "auto"
         self._enclosure = options.enclosure
         self._separator = _LINE_SEPARATORS[options.line_separator]
-        lines: Iterator[str] = text
+        # Characters the record being parsed may still take; reset after each record.
+        self._room = HEADER_LIMIT
+        self._in_header = True
+        lines = self._bounded_lines(text)
         if self._separator:
-            lines = _escape_stray(text, self._separator)
+            lines = _escape_stray(lines, self._separator)
         self._reader = csv.reader(
             lines,
             delimiter=delimiter,
@@ -459,16 +513,43 @@ class CsvReader:
             text.close()
             raise
 
+    def _bounded_lines(self, text: io.TextIOWrapper) -> Iterator[str]:
+        """The lines of `text`, each read with a size limit: the room the current
+        record has left. Raises `_RecordTooLong` when a record would pass it."""
+        readline = text.readline
+        while True:
+            room = self._room
+            line = readline(room + 1)
+            room -= len(line)
+            if room < 0:
+                raise _RecordTooLong
+            if not line:
+                return
+            self._room = room
+            yield line
+
     def _read_header(self) -> list[str]:
         reader = self._reader
         try:
             for values in reader:
+                self._room = HEADER_LIMIT
                 if values:
+                    line = self._consumed + 1
                     self._consumed = reader.line_num
+                    if len(values) > MAX_COLUMNS:
+                        raise SourceError(
+                            f"the header row has {len(values):,} columns; a CSV file may"
+                            f" have at most {MAX_COLUMNS:,}",
+                            source=self.name,
+                            line=line,
+                        )
                     # A BOM survives when a file is read with utf-16-le and the like.
                     values[0] = values[0].removeprefix("\ufeff")
+                    self._room = RECORD_LIMIT
+                    self._in_header = False
                     return _field_names(values)
-        except (UnicodeDecodeError, csv.Error, OSError) as exc:
+                self._consumed = reader.line_num
+        except (UnicodeDecodeError, csv.Error, OSError, _RecordTooLong) as exc:
             raise self._error(exc, self._consumed) from exc
         raise SourceError("the CSV is empty: no header row", source=self.name)
 
@@ -483,12 +564,19 @@ class CsvReader:
         fields = self.fields
         width = len(fields)
         consumed = self._consumed
+        limit = RECORD_LIMIT
         try:
             for values in reader:
                 line = consumed + 1
                 consumed = reader.line_num
+                # Only a record longer than FIELD_LIMIT can hold a value that is.
+                size = limit - self._room
+                self._room = limit
                 if len(values) == width:
-                    yield SourceRow(line, dict(zip(fields, values, strict=False)))
+                    if size > FIELD_LIMIT and (error := _long_value(fields, values)):
+                        yield SourceRow(line, {}, error)
+                    else:
+                        yield SourceRow(line, dict(zip(fields, values, strict=False)))
                 elif values:
                     yield SourceRow(
                         line,
@@ -496,7 +584,7 @@ class CsvReader:
                         f"{_fields(len(values))}, but the header has {width}"
                         " (check the delimiter and the enclosure of this line)",
                     )
-        except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        except (UnicodeDecodeError, csv.Error, OSError, _RecordTooLong) as exc:
             raise self._error(exc, consumed) from exc
         finally:
             self._text.close()
@@ -519,6 +607,17 @@ class CsvReader:
         """`consumed` is the last line of the last complete record."""
         if isinstance(exc, UnicodeDecodeError):
             return self._decode_error(exc)
+        if isinstance(exc, _RecordTooLong):
+            if self._in_header:
+                message = (
+                    f"the header row is longer than {HEADER_LIMIT:,} characters"
+                    " (is this a CSV file?)"
+                )
+            else:
+                message = f"this row is longer than {RECORD_LIMIT:,} characters"
+                if self._enclosure:
+                    message += f" (is the {self._enclosure} enclosure of a value never closed?)"
+            return SourceError(message, source=self.name, line=consumed + 1)
         if isinstance(exc, OSError):
             reason = exc.strerror or str(exc)
             return SourceError(f"cannot read: {reason}", source=self.name, line=consumed + 1)
@@ -590,6 +689,69 @@ def read_csv(stream: BinaryIO, options: CsvOptions, name: str) -> CsvReader:
     )
 
 
+_FILE_KINDS: Final = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+# O_NONBLOCK: opening a FIFO does not wait for a writer. O_NOCTTY: a terminal does not
+# become the process's controlling terminal. (Both are 0 where the system lacks them.)
+_OPEN_FLAGS: Final = (
+    os.O_RDONLY
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+)
+
+
+def _not_regular(mode: int, name: str) -> SourceError | None:
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((kind for test, kind in _FILE_KINDS if test(mode)), "not a regular file")
+    return SourceError(f"cannot read {kind}: the CSV path must name a regular file", source=name)
+
+
+def _open_error(exc: OSError, name: str) -> SourceError:
+    return SourceError(f"cannot open the file: {exc.strerror or exc}", source=name)
+
+
+def open_regular_file(path: str | os.PathLike[str], name: str) -> tuple[BinaryIO, os.stat_result]:
+    """Open a regular file for reading, following symbolic links, and return it with
+    its status. Anything else (a directory, FIFO, device or socket) raises
+    `SourceError` without a byte being read, and without blocking."""
+    try:
+        # Checked before opening, so that no device is ever opened (opening one can
+        # have effects), and again on the open descriptor, which is what is read.
+        error = _not_regular(os.stat(path).st_mode, name)
+        if error is not None:
+            raise error
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise _open_error(exc, name) from exc
+    try:
+        info = os.fstat(fd)
+        error = _not_regular(info.st_mode, name)
+        if error is not None:
+            raise error
+        if _OPEN_FLAGS & getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+        file = os.fdopen(fd, "rb")
+    except OSError as exc:
+        os.close(fd)
+        raise _open_error(exc, name) from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    return file, info
+
+
+def _version(info: os.stat_result) -> tuple[int, int]:
+    """What changes when a file's content does (an unlink or rename does not count)."""
+    return info.st_size, info.st_mtime_ns
+
+
 class CsvSource:
     """A CSV file on the local file system, read afresh on every `rows()`."""
 
@@ -600,17 +762,17 @@ class CsvSource:
         self.name: str = os.fspath(path)
         self.options = options
 
-    def _open(self) -> BinaryIO:
-        try:
-            return open(self.path, "rb")
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise SourceError(f"cannot open the file: {reason}", source=self.name) from exc
-
     def fields(self) -> list[str]:
-        with self._open() as file, read_csv(file, self.options, self.name) as reader:
+        file, _ = open_regular_file(self.path, self.name)
+        with file, read_csv(file, self.options, self.name) as reader:
             return reader.fields
 
     def rows(self) -> Iterator[SourceRow]:
-        with self._open() as file:
+        file, info = open_regular_file(self.path, self.name)
+        with file:
             yield from read_csv(file, self.options, self.name)
+            if _version(os.fstat(file.fileno())) != _version(info):
+                raise SourceError(
+                    "the file changed while it was read (is it still being written?)",
+                    source=self.name,
+                )
