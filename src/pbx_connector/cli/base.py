@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from pbx_connector.errors import PbxConnectorError
+from pbx_connector.service import App
 from pbx_connector.store import db as store_db
 
 EXIT_PENDING = 1
@@ -42,6 +43,14 @@ class State:
     def __init__(self, db: str | None) -> None:
         self.db = db
         self._engine: Engine | None = None
+        self._app: App | None = None
+
+    @property
+    def app(self) -> App:
+        """The application core over the store of `--db`; commands call only this."""
+        if self._app is None or self._app.engine is not self.engine:
+            self._app = App(self.engine)
+        return self._app
 
     @property
     def engine(self) -> Engine:

@@ -1,0 +1,64 @@
+"""`App`: the store and every use case over it, grouped by what they are about.
+
+    app = App.open("sqlite:///pbx.db")
+    app.profiles.create("office", template="csv-phonebook", settings={"path": "…"})
+    report = app.runs.run("office", dry_run=True)
+
+Each function owns its transaction, raises the `errors.py` tree (a database failure is a
+`StoreError`, never an SQLAlchemy exception), and returns pydantic models from
+`pbx_connector.models`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from pbx_connector.store import db as store_db
+
+
+class App:
+    def __init__(self, engine: Engine) -> None:
+        from pbx_connector.service.auth import AuthService
+        from pbx_connector.service.catalog import CatalogService
+        from pbx_connector.service.profiles import ProfilesService
+        from pbx_connector.service.records import RecordsService
+        from pbx_connector.service.runs import RunsService
+
+        self.engine = engine
+        self.catalog = CatalogService(self)
+        self.profiles = ProfilesService(self)
+        self.runs = RunsService(self)
+        self.records = RecordsService(self)
+        self.auth = AuthService(self)
+
+    @classmethod
+    def open(cls, url: str | None = None) -> App:
+        """The store at `url` (see `store.db.resolve_url`), its schema brought up to date."""
+        return cls(store_db.open_store_engine(url))
+
+    @property
+    def url(self) -> str:
+        """The store's URL without its password, for messages."""
+        return store_db.display_url(str(self.engine.url))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction; a database failure becomes a `StoreError`."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise store_db.store_error(exc, str(self.engine.url)) from None
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads only."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise store_db.store_error(exc, str(self.engine.url)) from None

@@ -1,0 +1,13 @@
+"""(being written)"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pbx_connector.service.app import App
+
+
+class AuthService:
+    def __init__(self, app: App) -> None:
+        self.app = app
