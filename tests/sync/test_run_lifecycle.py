@@ -16,7 +16,7 @@ from pbx_connector.store import runs as run_store
 from pbx_connector.store.db import data_dir
 from pbx_connector.store.tables import run_locks, runs
 from pbx_connector.sync import plan as plan_module
-from pbx_connector.sync.report import describe_change, summary
+from pbx_connector.service.words import describe_change, summary
 from pbx_connector.sync.runner import Progress, run_profile
 from tests.helpers import (
     PHONEBOOK_HEADER,

@@ -11,12 +11,10 @@ from pbx_connector.cli.base import (
     handled,
     state,
 )
-from pbx_connector.store import db as store_db
+from pbx_connector.service import schema
 
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-# --- database ---------------------------------------------------------------------------
 
 
 @db_app.command("upgrade")
@@ -24,14 +22,11 @@ def db_upgrade() -> None:
     """Bring the database schema to the newest version (runs by itself on first use too)
     and repair what is missing of it (indexes, tables)."""
     with handled():
-        engine = store_db.make_engine(store_db.resolve_url(state.db))
-        changed = store_db.upgrade(engine)
-        repaired = store_db.repair_schema(engine)
-    url = store_db.display_url(str(engine.url))
+        done = schema.upgrade(state.db)
     typer.echo(
-        f"{url}: {'upgraded to' if changed else 'already at'} revision {store_db.head_revision()}"
+        f"{done.url}: {'upgraded to' if done.upgraded else 'already at'} revision {done.revision}"
     )
-    for problem in repaired:
+    for problem in done.problems:
         typer.echo(f"repaired: {problem}")
 
 
@@ -39,13 +34,13 @@ def db_upgrade() -> None:
 def db_check() -> None:
     """Check that the schema is complete (exit 3 and a list of what is missing if not)."""
     with handled():
-        engine = store_db.make_engine(store_db.resolve_url(state.db))
-        store_db.upgrade(engine)
-        problems = store_db.check_schema(engine)
-    url = store_db.display_url(str(engine.url))
-    if not problems:
-        typer.echo(f"{url}: schema intact at revision {store_db.head_revision()}")
+        checked = schema.check(state.db)
+    if not checked.problems:
+        typer.echo(f"{checked.url}: schema intact at revision {checked.revision}")
         return
-    for problem in problems:
+    for problem in checked.problems:
         typer.echo(f"damaged: {problem}", err=True)
-    fail(f"{url}: the schema is damaged; 'pbx-connector db upgrade' repairs it", EXIT_FAILED)
+    fail(
+        f"{checked.url}: the schema is damaged; 'pbx-connector db upgrade' repairs it",
+        EXIT_FAILED,
+    )

@@ -7,7 +7,6 @@ from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import Connection
 
 from pbx_connector.cli.base import (
     EXIT_FAILED,
@@ -20,14 +19,13 @@ from pbx_connector.cli.base import (
     table,
     tx,
 )
+from pbx_connector.models.runs import RunReport
+from pbx_connector.service import words
+from pbx_connector.service.runs import Progress as RunProgress
 from pbx_connector.sources.registry import open_source
-from pbx_connector.store import runs as run_store
 from pbx_connector.store.profiles import (
     get_profile,
 )
-from pbx_connector.sync import report as words
-from pbx_connector.sync.runner import Progress as RunProgress
-from pbx_connector.sync.runner import run_profile
 
 run_app = typer.Typer(help="Past runs and run locks.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
@@ -114,62 +112,59 @@ def sync(
     with handled():
         if bar is not None:
             with bar:
-                report = run_profile(
-                    state.engine, name, dry_run=dry, force=force, progress=progress
-                )
+                report = state.app.runs.run(name, dry_run=dry, force=force, progress=progress)
         else:
-            report = run_profile(state.engine, name, dry_run=dry, force=force)
-    target = tx(lambda conn: get_profile(conn, name)).target
+            report = state.app.runs.run(name, dry_run=dry, force=force)
     if as_json:
-        print_json(report)
+        print_json(report.as_json())
     else:
-        _print_report(report, target, show)
-    if report["status"] != "ok":
+        _print_report(report, show)
+    if report.status != "ok":
         raise typer.Exit(EXIT_FAILED)
-    c = report["counts"]
-    if check and (c["created"] or c["updated"] or c["deleted"]):
+    if check and report.pending:
         raise typer.Exit(EXIT_PENDING)
 
 
-def _print_report(report: dict[str, Any], target: str, show: int) -> None:
+def _print_report(run: RunReport, show: int) -> None:
+    report = run.as_json()
+    target = run.target or "phonebook"
     # A run that did not write (dry, aborted, failed, interrupted) says what it would do.
-    dry = not report["applied"]
+    dry = not run.applied
     changes = report["changes"]
     for change in changes[:show]:
         for line in words.describe_change(change, target, dry):
             typer.echo(line)
     if len(changes) > show:
-        typer.echo(f"… and more changes (see: pbx-connector run show {report['id']})")
+        typer.echo(f"… and more changes (see: pbx-connector run show {run.id})")
     for err in report["errors"][:show]:
         typer.echo(words.describe_error(err), err=True)
     if len(report["errors"]) > show:
-        typer.echo(f"… and more errors (see: pbx-connector run show {report['id']})", err=True)
+        typer.echo(f"… and more errors (see: pbx-connector run show {run.id})", err=True)
     for w in report["warnings"][:show]:
         where = f"line {w['line']}, " if w.get("line") else ""
-        typer.echo(f"warning: {where}field {w['field']!r}: {w['message']}", err=True)
-    status = report["status"]
-    stream_err = status != "ok"
-    typer.echo(f"run {report['id']}: {report['message']}", err=stream_err)
-    if report["counts"]:
-        typer.echo(words.summary(report), err=stream_err)
+        typer.echo(f"warning: {where}field {w.get('field')!r}: {w['message']}", err=True)
+    stream_err = run.status != "ok"
+    typer.echo(f"run {run.id}: {run.message}", err=stream_err)
+    typer.echo(words.summary(report), err=stream_err)
 
 
 @app.command("runs")
 def runs_cmd(
     name: str | None = typer.Argument(None, help="Only this profile's runs."),
-    limit: int = typer.Option(20, "--limit", "-n", min=1, max=MAX_INT),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List recent runs, newest first."""
-    items = tx(lambda conn: run_store.list_runs(conn, name, limit))
+    with handled():
+        items = state.app.runs.list(name, limit=limit).items
     if as_json:
-        print_json(items)
+        print_json([r.as_json() for r in items])
         return
 
-    def written(r: dict[str, Any], key: str) -> str:
+    def written(r: RunReport, key: str) -> str:
         # Counts of a run that wrote nothing are what it would have done: in brackets.
-        n = r["counts"].get(key, 0)
-        return str(n) if r["applied"] or not n else f"({n})"
+        n = getattr(r.counts, key)
+        return str(n) if r.applied or not n else f"({n})"
 
     table(
         [
@@ -186,25 +181,21 @@ def runs_cmd(
         ],
         [
             (
-                r["id"],
-                r["profile"],
-                r["started"],
-                "dry-run" if r["dry_run"] else "apply",
-                r["status"],
+                r.id,
+                r.profile,
+                r.started,
+                "dry-run" if r.dry_run else "apply",
+                r.status,
                 written(r, "created"),
                 written(r, "updated"),
                 written(r, "deleted"),
-                r["counts"].get("invalid", 0),
-                r["counts"].get("conflicts", 0),
+                r.counts.invalid,
+                r.counts.conflicts,
             )
             for r in items
         ],
     )
-    if any(
-        not r["applied"] and r["counts"].get(k)
-        for r in items
-        for k in ("created", "updated", "deleted")
-    ):
+    if any(not r.applied and r.pending for r in items):
         typer.echo("(n): would have been changed; the run wrote nothing")
 
 
@@ -212,15 +203,8 @@ def runs_cmd(
 def run_unlock(name: str = typer.Argument(..., help="The profile whose lock to release.")) -> None:
     """Release a profile's run lock left by a process that is gone (its run is marked
     interrupted). A lock also expires by itself when its process stops renewing it."""
-
-    def go(conn: Connection) -> int:
-        profile = get_profile(conn, name)
-        assert profile.id is not None
-        return profile.id
-
-    profile_id = tx(go)
     with handled():
-        run_id = run_store.unlock(state.engine, profile_id, name)
+        run_id = state.app.runs.unlock(name)
     typer.echo(f"Released the lock of profile {name!r} (run {run_id} marked interrupted).")
 
 
@@ -231,16 +215,13 @@ def run_show(
     show: int = typer.Option(1000, "--show", help="How many changes to list."),
 ) -> None:
     """Show one run: its plan or changes, errors and counts."""
-    report = tx(lambda conn: run_store.get_run(conn, run_id))
+    with handled():
+        report = state.app.runs.get(run_id)
     if as_json:
-        print_json(report)
+        print_json(report.as_json())
         return
     typer.echo(
-        f"run {report['id']} of profile {report['profile']!r}, {report['trigger']}, "
-        f"started {report['started']}, finished {report['finished']}"
+        f"run {report.id} of profile {report.profile!r}, {report.trigger}, "
+        f"started {report.started}, finished {report.finished}"
     )
-    try:
-        target = tx(lambda conn: get_profile(conn, report["profile"])).target
-    except typer.Exit:
-        target = "phonebook"
-    _print_report(report, target, show)
+    _print_report(report, show)

@@ -27,6 +27,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from pbx_connector.errors import NotFoundError, RunError, RunLocked
 from pbx_connector.store.tables import run_locks, runs
 
+#: The largest id the stores hold (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+QUEUED = "queued"
 RUNNING = "running"
 INTERRUPTED = "interrupted"
 #: How long a lock stays valid without renewal. The running process renews it every
@@ -80,6 +83,7 @@ def _insert_run(
     trigger: str,
     status: str = RUNNING,
     message: str = "",
+    force: bool = False,
 ) -> int:
     now = _now()
     result = conn.execute(
@@ -88,6 +92,7 @@ def _insert_run(
             profile_name=profile_name,
             trigger=trigger,
             dry_run=dry_run,
+            force=force,
             status=status,
             message=message,
             counts={},
@@ -110,20 +115,56 @@ def _mark_interrupted(conn: Connection, run_id: int, message: str) -> None:
     )
 
 
-def begin_run(
-    engine: Engine, profile_id: int, profile_name: str, *, dry_run: bool, trigger: str
+def queue_run(
+    conn: Connection,
+    profile_id: int,
+    profile_name: str,
+    *,
+    dry_run: bool,
+    force: bool,
+    trigger: str,
 ) -> int:
-    """Record a new run and take its profile's lock, in one transaction. A stale lock is
-    taken over (its run is marked interrupted). Raises RunLocked, after recording the
-    refused run as failed, when another live run holds the lock."""
+    """Record a run that is asked for but not started: status `queued`."""
+    return _insert_run(
+        conn,
+        profile_id,
+        profile_name,
+        dry_run=dry_run,
+        trigger=trigger,
+        status=QUEUED,
+        force=force,
+    )
+
+
+def live_lock(conn: Connection, profile_id: int) -> Any | None:
+    """The lock of a profile if a live run holds it (a stale one is not)."""
+    held = conn.execute(select(run_locks).where(run_locks.c.profile_id == profile_id)).first()
+    return held if held is not None and lock_is_live(held) else None
+
+
+def start_run(engine: Engine, run_id: int) -> None:
+    """Take the lock of a queued run's profile and mark it running, in one transaction.
+    A stale lock is taken over (its run is marked interrupted). When another live run
+    holds the lock, this run is recorded as failed and RunLocked raised."""
     host, pid = socket.gethostname(), os.getpid()
+    with engine.connect() as conn:
+        row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFoundError(f"no run with id {run_id}")
+    if row.status != QUEUED:
+        raise RunError(f"run {run_id} is {row.status}, not queued")
+    profile_id, profile_name = row.profile_id, row.profile_name
     for _ in range(3):
         try:
             with engine.begin() as conn:
-                run_id = _insert_run(
-                    conn, profile_id, profile_name, dry_run=dry_run, trigger=trigger
-                )
                 now = _now()
+                started = conn.execute(
+                    update(runs)
+                    .where((runs.c.id == run_id) & (runs.c.status == QUEUED))
+                    .values(status=RUNNING, started_at=now)
+                )
+                if started.rowcount != 1:
+                    raise RunError(f"run {run_id} was started by another process")
                 conn.execute(
                     insert(run_locks).values(
                         profile_id=profile_id,
@@ -134,7 +175,7 @@ def begin_run(
                         expires_at=now + LEASE,
                     )
                 )
-            return run_id
+            return
         except IntegrityError:
             pass
         with engine.begin() as conn:
@@ -155,17 +196,30 @@ def begin_run(
                 f"profile {profile_name!r} is already running (run {held.run_id}, "
                 f"process {held.pid} on {held.host}, since {_iso(held.acquired_at)})"
             )
-            refused = _insert_run(
-                conn,
-                profile_id,
-                profile_name,
-                dry_run=dry_run,
-                trigger=trigger,
-                status="failed",
-                message=message,
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    status="failed",
+                    message=message,
+                    errors=[{"line": None, "field": None, "message": message}],
+                    finished_at=_now(),
+                )
             )
-        raise RunLocked(message, run_id=refused, running_run_id=held.run_id)
-    raise RunLocked(f"profile {profile_name!r} is already running")
+        raise RunLocked(message, run_id=run_id, running_run_id=held.run_id)
+    raise RunLocked(f"profile {profile_name!r} is already running", run_id=run_id)
+
+
+def begin_run(
+    engine: Engine, profile_id: int, profile_name: str, *, dry_run: bool, trigger: str
+) -> int:
+    """Record a run and start it at once (see `start_run`). Returns its id."""
+    with engine.begin() as conn:
+        run_id = queue_run(
+            conn, profile_id, profile_name, dry_run=dry_run, force=False, trigger=trigger
+        )
+    start_run(engine, run_id)
+    return run_id
 
 
 def end_run(
@@ -200,6 +254,7 @@ def end_run(
             errors=report["errors"],
             warnings=report["warnings"],
             changes=report["changes"],
+            progress=None,
             finished_at=_now(),
         )
     )
@@ -233,15 +288,27 @@ def unlock(engine: Engine, profile_id: int, profile_name: str) -> int:
         return int(held.run_id)
 
 
+#: How often a running run writes its progress (and renews its lease, when due).
+PROGRESS_EVERY = 2.0
+
+
 class LeaseKeeper:
-    """Renews a run's lock while the run works, from a daemon thread. A run of a process
-    that is killed or frozen stops renewing, so its lock expires on every host."""
+    """Renews a run's lock while the run works, from a daemon thread, and writes the
+    run's progress for other processes to show. A run of a process that is killed or
+    frozen stops renewing, so its lock expires on every host."""
 
     def __init__(self, engine: Engine, profile_id: int, run_id: int) -> None:
         self._engine = engine
+        self._run_id = run_id
         self._where = (run_locks.c.profile_id == profile_id) & (run_locks.c.run_id == run_id)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="run-lease", daemon=True)
+        self._progress: dict[str, Any] | None = None
+        self._written: dict[str, Any] | None = None
+
+    def report(self, phase: str, done: int, total: int | None) -> None:
+        """The run's progress now; written within `PROGRESS_EVERY` seconds."""
+        self._progress = {"phase": phase, "done": done, "total": total}
 
     def __enter__(self) -> LeaseKeeper:
         self._thread.start()
@@ -252,15 +319,30 @@ class LeaseKeeper:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        interval = LEASE.total_seconds() / 3
-        while not self._stop.wait(interval):
+        renew_every = LEASE.total_seconds() / 3
+        tick = min(PROGRESS_EVERY, renew_every)
+        renewed_at = 0.0
+        elapsed = 0.0
+        while not self._stop.wait(tick):
+            elapsed += tick
+            progress = self._progress
             try:
-                with self._engine.begin() as conn:
-                    renewed = conn.execute(
-                        update(run_locks).where(self._where).values(expires_at=_now() + LEASE)
-                    )
-                if renewed.rowcount == 0:
-                    return  # released, or taken over: `end_run` will say so
+                if progress is not None and progress != self._written:
+                    with self._engine.begin() as conn:
+                        conn.execute(
+                            update(runs)
+                            .where((runs.c.id == self._run_id) & (runs.c.status == RUNNING))
+                            .values(progress=progress)
+                        )
+                    self._written = progress
+                if elapsed - renewed_at >= renew_every:
+                    with self._engine.begin() as conn:
+                        renewed = conn.execute(
+                            update(run_locks).where(self._where).values(expires_at=_now() + LEASE)
+                        )
+                    renewed_at = elapsed
+                    if renewed.rowcount == 0:
+                        return  # released, or taken over: `end_run` will say so
             except SQLAlchemyError:
                 continue  # the store is busy (a long write): try again next time
 
@@ -278,6 +360,7 @@ def _report(row: Any, now: datetime) -> dict[str, Any]:
         "trigger": m["trigger"],
         "status": status,
         "dry_run": dry_run,
+        "force": bool(m["force"]),
         # Whether the run's changes were written: counts of any other run are what it
         # would have done.
         "applied": status == "ok" and not dry_run,
@@ -288,6 +371,7 @@ def _report(row: Any, now: datetime) -> dict[str, Any]:
         "changes": list(m["changes"]),
         "started": _iso(m["started_at"]),
         "finished": _iso(m["finished_at"]),
+        "progress": dict(m["progress"]) if status == RUNNING and m["progress"] else None,
     }
 
 
@@ -319,9 +403,9 @@ def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
 
 
 def list_runs(
-    conn: Connection, profile_name: str | None = None, limit: int = 50
+    conn: Connection, profile_name: str | None = None, limit: int = 50, offset: int = 0
 ) -> list[dict[str, Any]]:
-    query = _runs_query().order_by(runs.c.id.desc()).limit(limit)
+    query = _runs_query().order_by(runs.c.id.desc()).limit(limit).offset(offset)
     if profile_name is not None:
         query = query.where(runs.c.profile_name == profile_name)
     now = _now()

@@ -62,6 +62,8 @@ runs = Table(
     Column("profile_name", String(100), nullable=False),
     Column("trigger", String(16), nullable=False),
     Column("dry_run", Boolean, nullable=False),
+    # Asked to run even if a safety rule would abort it (kept for a queued run).
+    Column("force", Boolean, nullable=False, default=False),
     Column("status", String(16), nullable=False),
     Column("message", Text, nullable=False),
     Column("counts", JSON, nullable=False),
@@ -70,6 +72,8 @@ runs = Table(
     Column("changes", JSON, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # {phase, done, total} while it runs, written with the lease renewal.
+    Column("progress", JSON, nullable=True),
     Index("ix_runs_profile_id", "profile_id"),
 )
 

@@ -106,24 +106,58 @@ def run_profile(
     trigger: str = "cli",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run a profile and return its run report (also stored).
+    """Run a profile now and return its run report (also stored): `request_run` and
+    `execute_run` in one go. A run refused because another holds the lock is recorded
+    as failed, and its report returned."""
+    run_id = request_run(engine, name, dry_run=dry_run, force=force, trigger=trigger)
+    return execute_run(engine, run_id, progress)
+
+
+def request_run(
+    engine: Engine,
+    name: str,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    trigger: str = "cli",
+    refuse_running: bool = False,
+) -> int:
+    """Record a run of a profile as `queued` and return its id; `execute_run` runs it
+    (now, or in a worker). With `refuse_running`, a profile that a live run holds is
+    refused at once with RunLocked naming that run, and nothing is recorded."""
+    with engine.begin() as conn:
+        profile = get_profile(conn, name)
+        assert profile.id is not None
+        if refuse_running and (held := runs.live_lock(conn, profile.id)) is not None:
+            raise RunLocked(
+                f"profile {name!r} is already running (run {held.run_id})",
+                running_run_id=held.run_id,
+            )
+        return runs.queue_run(
+            conn, profile.id, profile.name, dry_run=dry_run, force=force, trigger=trigger
+        )
+
+
+def execute_run(engine: Engine, run_id: int, progress: Progress | None = None) -> dict[str, Any]:
+    """Carry out a queued run and return its report (also stored).
 
     The run's outcome is written in the transaction that writes its changes, so that a
     kill at any moment leaves either no change and a run without outcome (shown as
-    `interrupted`), or the changes and their outcome."""
+    `interrupted`), or the changes and their outcome. Nothing here lives only in this
+    process: any process that can reach the store may execute a queued run."""
     progress = progress or Progress()
+    with engine.connect() as conn:
+        queued = runs.get_run(conn, run_id)
+    dry_run, force = queued["dry_run"], queued["force"]
     with engine.begin() as conn:
-        profile = get_profile(conn, name)
+        profile = get_profile(conn, queued["profile"])
         instance = get_settings(conn)
     assert profile.id is not None
     remove_stale_spools()
     try:
-        run_id = runs.begin_run(engine, profile.id, profile.name, dry_run=dry_run, trigger=trigger)
-    except RunLocked as exc:
-        if exc.run_id is None:
-            raise
-        with engine.connect() as conn:
-            return runs.get_run(conn, exc.run_id)
+        runs.start_run(engine, run_id)
+    except RunLocked:
+        return _stored(engine, run_id)
     report: dict[str, Any] = {
         "status": "failed",
         "message": "",
@@ -134,8 +168,9 @@ def run_profile(
     }
     plan: Plan | None = None
     try:
-        with runs.LeaseKeeper(engine, profile.id, run_id):
-            plan = _plan(engine, profile, instance, dry_run, progress)
+        with runs.LeaseKeeper(engine, profile.id, run_id) as keeper:
+            tracked = _tracked(progress, keeper)
+            plan = _plan(engine, profile, instance, dry_run, tracked)
             report.update(_plan_report(plan))
             if plan.abort_reason and not force:
                 report["status"] = "aborted"
@@ -148,7 +183,7 @@ def run_profile(
                 report["message"] = "applied" + (" (forced)" if plan.abort_reason else "")
                 if configures_authentication(profile):
                     report["message"] += "; authentication settings taken from this profile"
-                _apply(engine, profile, plan, run_id, report, progress)
+                _apply(engine, profile, plan, run_id, report, tracked)
                 return _stored(engine, run_id)
     except PbxConnectorError as exc:
         # Line and field go into their own keys; the message keeps only the source.
@@ -170,6 +205,22 @@ def run_profile(
     with engine.begin() as conn:
         runs.end_run(conn, profile.id, run_id, _normalised(report), require_lock=False)
     return _stored(engine, run_id)
+
+
+def _tracked(progress: Progress, keeper: runs.LeaseKeeper) -> Progress:
+    """The caller's progress callbacks, plus the run's progress in the store."""
+
+    def reading(n: int) -> None:
+        keeper.report("reading", n, None)
+        if progress.reading is not None:
+            progress.reading(n)
+
+    def writing(done: int, total: int) -> None:
+        keeper.report("writing", done, total)
+        if progress.writing is not None:
+            progress.writing(done, total)
+
+    return Progress(reading, writing)
 
 
 def _plan(

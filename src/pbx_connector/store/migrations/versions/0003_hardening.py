@@ -24,9 +24,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_users_phone_e164"), ["phone_e164"], unique=False)
     with op.batch_alter_table("run_locks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("force", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch_op.add_column(sa.Column("progress", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("progress")
+        batch_op.drop_column("force")
     with op.batch_alter_table("run_locks", schema=None) as batch_op:
         batch_op.drop_column("expires_at")
     with op.batch_alter_table("users", schema=None) as batch_op:

@@ -1,4 +1,6 @@
-"""Plans and run reports in words: the same sentences in the CLI, the API and the UI."""
+"""Plans and run reports in words: the same sentences in the CLI, the API and the UI
+(ldap2pg's "Would …" for whatever was not written). They take the JSON form of a
+report (`RunReport.as_json()`)."""
 
 from __future__ import annotations
 
