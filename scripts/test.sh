@@ -30,5 +30,7 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
+echo "== layering"
+.venv/bin/lint-imports
 echo "== pytest"
 .venv/bin/pytest -q "$@"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import uuid
 
-from pbx_connector.sources.base import RowValue
+from pbx_connector.domain.rows import RowValue
 
 #: Attributes holding a GUID as 16 raw bytes (lower case: LDAP names are case-insensitive).
 GUID_ATTRIBUTES = frozenset({"objectguid", "msexchmailboxguid", "ms-ds-consistencyguid"})

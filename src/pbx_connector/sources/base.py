@@ -7,8 +7,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-#: A source field holds a string, or a list of strings for multi-valued attributes.
-RowValue = str | list[str]
+from pbx_connector.domain.rows import RowValue
+
+__all__ = ["RowValue", "Source", "SourceRow", "describe_fields", "excerpt"]
 
 #: How much of a text from a source (a field name, a value) a message may quote.
 EXCERPT_CHARS: Final = 40
