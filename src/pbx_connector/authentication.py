@@ -33,6 +33,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -65,6 +66,11 @@ _NOT_IN_NAMES = frozenset('\\/,=*()"<>;#%@ \t\r\n\x00')
 _NOT_COUNTED = frozenset({"directory_unavailable", "not_configured"})
 #: A lock lasts lockout_seconds × 2**level, the level counted up to this.
 _MAX_DOUBLINGS = 16
+
+
+#: Opens one write transaction: `engine.begin` by default; the application core passes
+#: its own, so that a store failure is its `StoreError` as in every other use case.
+Transaction = Callable[[], AbstractContextManager[Connection]]
 
 
 @dataclass
@@ -103,11 +109,19 @@ def authenticate(
     origin: str = "api",
     log: StepLog | None = None,
     clock: Callable[[], datetime] = _now,
+    settings: AuthSettings | None = None,
+    transaction: Transaction | None = None,
 ) -> AuthResult:
     """Check a username and password. `log` receives each step (for `auth test`).
 
+    `settings` replaces the stored settings for this attempt (a test of settings not yet
+    saved); the caller decides which of them may apply. `transaction` opens each write
+    transaction (default `engine.begin`): the claim is committed before the password is
+    checked, and the outcome in a second one.
+
     Raises PbxConnectorError when the store cannot be used (e.g. SQLite stays locked by
     another writer for longer than the busy timeout); no answer is given then."""
+    begin: Transaction = transaction or engine.begin
     started = time.monotonic()
     steps: list[str] = []
 
@@ -122,8 +136,8 @@ def authenticate(
     # The store holds UTC (SQLite compares the text of the timestamps).
     now = clock().astimezone(UTC)
     with auth_store.store_errors():
-        with engine.begin() as conn:
-            cfg = _settings(engine, conn)
+        with begin() as conn:
+            cfg = settings if settings is not None else _settings(engine, conn)
             user = conn.execute(_USER, {"name": name}).first()
             claim = auth_store.claim_attempt(
                 conn, name, now, cfg.integer("lockout_failures"), _lock_until(cfg, now)
@@ -141,7 +155,7 @@ def authenticate(
         else:
             result = _check(cfg, name, password, user, step)
         result.steps = steps
-        _remember(engine, cfg, name, result, claim, now, origin)
+        _remember(begin, cfg, name, result, claim, now, origin)
     if not result.accepted:
         delay = rejection_floor(cfg) - (time.monotonic() - started)
         if delay > 0:
@@ -334,7 +348,7 @@ def _directory_within_budget(cfg: AuthSettings, name: str, password: str, step: 
 
 
 def _remember(
-    engine: Engine,
+    begin: Transaction,
     cfg: AuthSettings,
     name: str,
     result: AuthResult,
@@ -343,7 +357,7 @@ def _remember(
     origin: str,
 ) -> None:
     """The audit-log row, and what the attempt does to the lockout, in one transaction."""
-    with engine.begin() as conn:
+    with begin() as conn:
         auth_store.record_attempt(
             conn, now, name, result.method or "-", result.outcome, result.reason, origin
         )

@@ -7,16 +7,15 @@ cannot be used (e.g. locked by another writer for longer than the busy timeout).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Any
 
 import typer
 
-from pbx_connector import authentication
 from pbx_connector.cli import base
 from pbx_connector.errors import ConfigError
+from pbx_connector.models.auth import AUTH_MODES, AuthAttempt, AuthSettingsView
 from pbx_connector.profiles import parse_assignments
-from pbx_connector.store import auth_store
+from pbx_connector.service.auth import SECRET_SETTINGS, SETTING_HELP
 
 EXIT_REJECTED = 1
 #: `bind_password=-` reads the password like `--set-secret bind_password`.
@@ -51,22 +50,32 @@ def _read_secret(name: str) -> str:
 
 
 def _secrets_to_read(values: dict[str, str], named: list[str]) -> list[str]:
+    """The secrets to read from the terminal or standard input: those named with
+    `--set-secret`, and those assigned `-`; each once."""
     wanted = list(dict.fromkeys(named))
-    wanted += [k for k, v in values.items() if k in auth_store.SECRETS and v == READ_SECRET]
+    wanted += [k for k, v in values.items() if k in SECRET_SETTINGS and v == READ_SECRET]
     for name in wanted:
-        if name not in auth_store.SECRETS:
+        if name not in SECRET_SETTINGS:
             raise ConfigError(
-                f"{name!r} is not a secret setting; secrets: {', '.join(auth_store.SECRETS)}",
+                f"{name!r} is not a secret setting; secrets: {', '.join(SECRET_SETTINGS)}",
                 field=name,
             )
     return list(dict.fromkeys(wanted))
 
 
-@contextmanager
-def _store_handled() -> Iterator[None]:
-    """One `error:` line and exit code for the store's failures as for any other error."""
-    with base.handled(), auth_store.store_errors():
-        yield
+def _shown_settings(view: AuthSettingsView) -> dict[str, str]:
+    """The settings as this command has always shown them: the secret last, as `(set)`
+    or `(not set)`."""
+    shown: dict[str, str] = view.model_dump(exclude={"bind_password_set", "mode"})
+    shown["bind_password"] = "(set)" if view.bind_password_set else "(not set)"
+    return shown
+
+
+def _attempt_row(attempt: AuthAttempt) -> dict[str, Any]:
+    """One audit-log row with its time to the second."""
+    row: dict[str, Any] = attempt.model_dump()
+    row["at"] = attempt.at.isoformat(timespec="seconds")
+    return row
 
 
 @auth_app.command("settings")
@@ -82,30 +91,23 @@ def auth_settings(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show or set how users with method 'ldap' are checked against the directory."""
-    if assignments or set_secret:
-        with base.handled():
+    with base.handled():
+        if assignments or set_secret:
             values = parse_assignments(assignments or [])
             for name in _secrets_to_read(values, set_secret or []):
                 values[name] = _read_secret(name)
-        with _store_handled():
-            cfg = base.tx(lambda conn: auth_store.save(conn, values))
-    else:
-        with _store_handled():
-            cfg = base.tx(auth_store.load)
-    shown = cfg.public_dict()
+            view = base.state.app.auth.update_settings(values)
+        else:
+            view = base.state.app.auth.settings()
+    shown = _shown_settings(view)
     if as_json:
-        base.print_json({**shown, "mode": cfg.mode})
+        base.print_json({**shown, "mode": view.mode})
         return
     base.table(
         ["SETTING", "VALUE", "DESCRIPTION"],
-        [[k, v, auth_store.AUTH_SETTINGS[k][1]] for k, v in shown.items()],
+        [[k, v, SETTING_HELP[k]] for k, v in shown.items()],
     )
-    modes = {
-        "template": "bind as the user with the bind_user template",
-        "search": "search for the user with the service account, then bind as the user",
-        "none": "not configured: users with method 'ldap' cannot log in",
-    }
-    typer.echo(f"mode: {cfg.mode} ({modes[cfg.mode]})")
+    typer.echo(f"mode: {view.mode} ({AUTH_MODES[view.mode]})")
 
 
 @auth_app.command("check")
@@ -114,8 +116,8 @@ def auth_check(username: str) -> None:
     rejected, exit code 0 or 1, and nothing else (exit code 3 and one error line when the
     store cannot be used)."""
     password = _read_password()
-    with _store_handled():
-        result = authentication.authenticate(base.state.engine, username, password, origin="cli")
+    with base.handled():
+        result = base.state.app.auth.check(username, password, origin="cli")
     typer.echo("accepted" if result.accepted else "rejected")
     if not result.accepted:
         raise typer.Exit(EXIT_REJECTED)
@@ -126,10 +128,8 @@ def auth_test(username: str) -> None:
     """Check USERNAME's password step by step, saying where and why it stops (the
     password itself is never printed)."""
     password = _read_password()
-    with _store_handled():
-        result = authentication.authenticate(
-            base.state.engine, username, password, origin="test", log=typer.echo
-        )
+    with base.handled():
+        result = base.state.app.auth.test(username, password, on_step=typer.echo)
     if not result.accepted:
         raise typer.Exit(EXIT_REJECTED)
 
@@ -141,9 +141,9 @@ def auth_log(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The audit log of authentication attempts, newest first."""
-    name = username.strip().lower() if username else None
-    with _store_handled():
-        rows = base.tx(lambda conn: auth_store.list_attempts(conn, name, limit))
+    with base.handled():
+        page = base.state.app.auth.log(username, limit)
+    rows = [_attempt_row(attempt) for attempt in page.items]
     if as_json:
         base.print_json(rows)
         return

@@ -1,13 +1,208 @@
-"""(being written)"""
+"""Authentication of phone-system users: its settings, checking a password, "Test
+Authentication", and the audit log.
+
+The rules of checking a password live in `pbx_connector.authentication`; this is where a
+face reaches them, with the store's transactions owned here. Secrets are write-only: the
+service account's password is taken by `update_settings` (and by `test`, for unsaved
+settings) and never returned.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from pbx_connector import authentication
+from pbx_connector.domain.usernames import fold_username
+from pbx_connector.errors import UsageError
+from pbx_connector.models.auth import (
+    AuthAttempt,
+    AuthCheckResult,
+    AuthSettingsView,
+    AuthTestResult,
+)
+from pbx_connector.models.base import Page
+from pbx_connector.store import auth_store
+from pbx_connector.store.auth_store import AuthSettings
 
 if TYPE_CHECKING:
     from pbx_connector.service.app import App
 
+#: Settings whose value is a secret: write-only, and best not typed on a command line.
+SECRET_SETTINGS: tuple[str, ...] = auth_store.SECRETS
+#: What each setting means, in the order `auth settings` shows them (help text for forms).
+SETTING_HELP: dict[str, str] = {
+    name: meaning for name, (_default, meaning) in auth_store.AUTH_SETTINGS.items()
+}
+#: Where the service account's password goes and how it is protected on the way. A test
+#: of unsaved settings sends the stored password only while all of these are as saved:
+#: otherwise anyone allowed to run a test could point it at a server of their own (or
+#: turn off TLS or the certificate check) and collect the password.
+PASSWORD_DESTINATION = ("uri", "security", "ca_file", "verify", "bind_dn")
+#: The lockout and the answer delay. A test is an attempt that counts toward the real
+#: username's lockout, so it always runs under the saved ones.
+POLICY = ("lockout_failures", "lockout_seconds", "failure_delay_ms")
+#: The audit log keeps an origin of at most this many characters.
+ORIGIN_MAX = 32
+#: The largest limit or offset the stores take (a signed 64-bit integer).
+_MAX_INT = 2**63 - 1
+
+_SECRET = auth_store.SECRET
+
 
 class AuthService:
+    """Authentication settings, password checks, tests and the audit log."""
+
     def __init__(self, app: App) -> None:
         self.app = app
+
+    def settings(self) -> AuthSettingsView:
+        """Every setting with its value; the service password only as whether it is set."""
+        with self.app.reading() as conn:
+            return settings_view(auth_store.load(conn))
+
+    def update_settings(self, values: Mapping[str, str]) -> AuthSettingsView:
+        """Set some settings. Each value is validated, then the whole; on any error
+        nothing is saved. A `bind_password` is stored encrypted and never shown again."""
+        if not values:
+            return self.settings()
+        with self.app.transaction() as conn:
+            return settings_view(auth_store.save(conn, values))
+
+    def check(self, username: str, password: str, *, origin: str = "cli") -> AuthCheckResult:
+        """Is `password` the user's? Every rule applies (lockout, the answer delay, the
+        audit log, which records `origin`). Raises `StoreError` and gives no answer when
+        the store cannot be used."""
+        _check_origin(origin)
+        result = authentication.authenticate(
+            self.app.engine,
+            username,
+            password,
+            origin=origin,
+            transaction=self.app.transaction,
+        )
+        return AuthCheckResult(
+            accepted=result.accepted, outcome=result.outcome, reason=result.reason
+        )
+
+    def test(
+        self,
+        username: str,
+        password: str,
+        *,
+        settings: Mapping[str, str] | None = None,
+        on_step: Callable[[str], None] | None = None,
+    ) -> AuthTestResult:
+        """Check a password step by step, saying where and why it stops ("Test
+        Authentication"). A test is an attempt like any other: it is logged (origin
+        `test`) and a failure counts toward the lockout.
+
+        `settings` are unsaved values to test instead of the saved ones (see
+        `unsaved_settings`); nothing is saved. `on_step` receives each step as it is
+        taken, for a face that shows progress while a slow directory answers."""
+        notes: list[str] = []
+        cfg: AuthSettings | None = None
+        if settings is not None:
+            with self.app.reading() as conn:
+                saved = auth_store.load(conn)
+            cfg, notes = unsaved_settings(saved, settings)
+        if on_step is not None:
+            for note in notes:
+                on_step(note)
+        result = authentication.authenticate(
+            self.app.engine,
+            username,
+            password,
+            origin="test",
+            log=on_step,
+            settings=cfg,
+            transaction=self.app.transaction,
+        )
+        return AuthTestResult(
+            accepted=result.accepted,
+            outcome=result.outcome,
+            reason=result.reason,
+            method=result.method or None,
+            steps=[*notes, *result.steps],
+        )
+
+    def log(
+        self, username: str | None = None, limit: int = 50, offset: int = 0
+    ) -> Page[AuthAttempt]:
+        """The audit log, newest first, one page of it; only `username`'s attempts when
+        given (spelt any way the user may type it: it is folded as at login)."""
+        _check_window(limit, offset)
+        name = fold_username(username.strip()) if username else None
+        with self.app.reading() as conn:
+            rows = auth_store.list_attempts(conn, name, limit, offset)
+            total = auth_store.count_attempts(conn, name)
+        return Page[AuthAttempt](items=[AuthAttempt(**row) for row in rows], total=total)
+
+
+def settings_view(cfg: AuthSettings) -> AuthSettingsView:
+    """The settings as shown: every value but the secret, which is only "set" or not."""
+    shown: dict[str, object] = {
+        name: cfg.get(name) for name in auth_store.AUTH_SETTINGS if name not in SECRET_SETTINGS
+    }
+    shown["bind_password_set"] = bool(cfg.bind_password)
+    shown["mode"] = cfg.mode
+    return AuthSettingsView.model_validate(shown)
+
+
+def unsaved_settings(
+    saved: AuthSettings, values: Mapping[str, str]
+) -> tuple[AuthSettings, list[str]]:
+    """The settings a test of unsaved `values` runs with, and the steps that say so.
+
+    `values` are validated as by a save (a bad one is a `ConfigError`). The lockout and
+    the answer delay stay as saved (`POLICY`). The stored service password is used only
+    while every setting of `PASSWORD_DESTINATION` is as saved; when one differs and no
+    `bind_password` is given with the values, the test has no service password at all,
+    so the search-then-bind is refused before any server is contacted."""
+    merged = auth_store.merge(saved, values)
+    kept = {k: v for k, v in merged.values.items() if k not in POLICY}
+    kept |= {k: v for k, v in saved.values.items() if k in POLICY}
+    cfg = replace(merged, values=kept)
+    changed = [
+        name
+        for name in auth_store.AUTH_SETTINGS
+        if name not in SECRET_SETTINGS and merged.get(name) != saved.get(name)
+    ]
+    ignored = [name for name in changed if name in POLICY]
+    tested = [name for name in changed if name not in POLICY]
+    if _SECRET in values:
+        tested.append(_SECRET)
+    notes = [
+        "testing unsaved settings"
+        + (f" (changed: {', '.join(tested)})" if tested else " (the same as the saved ones)")
+    ]
+    if ignored:
+        notes.append(
+            f"{', '.join(ignored)}: not used by a test; the lockout and the answer delay "
+            "stay as saved"
+        )
+    moved = [name for name in PASSWORD_DESTINATION if merged.get(name) != saved.get(name)]
+    if moved and _SECRET not in values:
+        cfg = replace(cfg, bind_password="")
+        if saved.bind_password and cfg.mode == "search":
+            notes.append(
+                f"the saved bind_password is not used: {', '.join(moved)} "
+                f"{'differs' if len(moved) == 1 else 'differ'} from the saved settings "
+                "(give bind_password with the settings to test them)"
+            )
+    return cfg, notes
+
+
+def _check_origin(origin: str) -> None:
+    """The audit log names where an attempt came from in a short word (cli, api, web)."""
+    if not origin or len(origin) > ORIGIN_MAX or not origin.isprintable():
+        raise UsageError(f"origin must be 1 to {ORIGIN_MAX} printable characters", field="origin")
+
+
+def _check_window(limit: int, offset: int) -> None:
+    """A page the stores can be asked for: a negative limit means "all" to some."""
+    if not 1 <= limit <= _MAX_INT:
+        raise UsageError(f"limit must be from 1 to {_MAX_INT}", field="limit")
+    if not 0 <= offset <= _MAX_INT:
+        raise UsageError(f"offset must be from 0 to {_MAX_INT}", field="offset")

@@ -14,10 +14,10 @@ takes its place in that count in one statement before anything is checked
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy import (
     case,
     delete,
     desc,
+    func,
     insert,
     or_,
     select,
@@ -207,9 +208,9 @@ def load(conn: Connection) -> AuthSettings:
     return AuthSettings(values, password, _generation)
 
 
-def save(conn: Connection, assignments: dict[str, str]) -> AuthSettings:
-    """Validate every assignment, then the whole, then store; nothing is kept on error."""
-    current = load(conn)
+def merge(current: AuthSettings, assignments: Mapping[str, str]) -> AuthSettings:
+    """`current` with `assignments` applied: every assignment validated, then the whole.
+    Nothing is stored: `save` stores the result, a test of unsaved settings uses it."""
     values = dict(current.values)
     password = current.bind_password
     for name, raw in assignments.items():
@@ -221,6 +222,13 @@ def save(conn: Connection, assignments: dict[str, str]) -> AuthSettings:
     merged = AuthSettings(values, password)
     if merged.get("uri"):
         parse_uris(merged.get("uri"), merged.get("security"))
+    return merged
+
+
+def save(conn: Connection, assignments: Mapping[str, str]) -> AuthSettings:
+    """Validate every assignment, then the whole, then store; nothing is kept on error."""
+    merged = merge(load(conn), assignments)
+    values, password = merged.values, merged.bind_password
     for name, value in values.items():
         conn.execute(delete(settings).where(settings.c.key == PREFIX + name))
         conn.execute(insert(settings).values(key=PREFIX + name, value=value))
@@ -257,9 +265,11 @@ def record_attempt(
 
 
 def list_attempts(
-    conn: Connection, username: str | None = None, limit: int = 50
+    conn: Connection, username: str | None = None, limit: int = 50, offset: int = 0
 ) -> list[dict[str, Any]]:
-    query = select(auth_attempts).order_by(desc(auth_attempts.c.id)).limit(limit)
+    """Audit-log rows, newest first; only `username`'s when given. `at` is in UTC on
+    every store (SQLite hands back naive UTC, PostgreSQL the session's time zone)."""
+    query = select(auth_attempts).order_by(desc(auth_attempts.c.id)).limit(limit).offset(offset)
     if username is not None:
         query = query.where(auth_attempts.c.username == username)
     out = []
@@ -267,7 +277,7 @@ def list_attempts(
         at = row.at
         out.append(
             {
-                "at": at.isoformat(timespec="seconds") if at is not None else None,
+                "at": at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC),
                 "username": row.username,
                 "method": row.method,
                 "outcome": row.outcome,
@@ -276,6 +286,14 @@ def list_attempts(
             }
         )
     return out
+
+
+def count_attempts(conn: Connection, username: str | None = None) -> int:
+    """How many rows `list_attempts` pages through."""
+    query = select(func.count()).select_from(auth_attempts)
+    if username is not None:
+        query = query.where(auth_attempts.c.username == username)
+    return int(conn.execute(query).scalar_one())
 
 
 @dataclass
