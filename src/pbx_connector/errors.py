@@ -132,6 +132,18 @@ class ConflictError(UsageError):
     http_status = 409
 
 
+class Unauthenticated(UsageError):
+    """No valid credentials: a missing, unknown, revoked or expired token or session."""
+
+    http_status = 401
+
+
+class PermissionDenied(UsageError):
+    """Valid credentials without the role the request needs."""
+
+    http_status = 403
+
+
 class ProtectedRecordError(UsageError):
     """The built-in admin user cannot be changed or deleted this way."""
 

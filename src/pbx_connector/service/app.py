@@ -27,6 +27,7 @@ class App:
         from pbx_connector.service.profiles import ProfilesService
         from pbx_connector.service.records import RecordsService
         from pbx_connector.service.runs import RunsService
+        from pbx_connector.service.tokens import TokensService
 
         self.engine = engine
         self.catalog = CatalogService(self)
@@ -34,6 +35,7 @@ class App:
         self.runs = RunsService(self)
         self.records = RecordsService(self)
         self.auth = AuthService(self)
+        self.tokens = TokensService(self)
 
     @classmethod
     def open(cls, url: str | None = None) -> App:

@@ -196,3 +196,20 @@ auth_lockouts = Table(
     Column("level", Integer, nullable=False),
     Column("locked_until", DateTime(timezone=True), nullable=True),
 )
+
+#: Bearer tokens of the API: only a hash of each is kept; the token is shown once.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    # The first characters of the token, so that an administrator can tell tokens apart.
+    Column("prefix", String(16), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("owner", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
