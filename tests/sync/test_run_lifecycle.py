@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete, insert, select, update
 
+from pbx_connector.service.words import describe_change, summary
 from pbx_connector.store import runs as run_store
 from pbx_connector.store.db import data_dir
 from pbx_connector.store.tables import run_locks, runs
 from pbx_connector.sync import plan as plan_module
-from pbx_connector.service.words import describe_change, summary
 from pbx_connector.sync.runner import Progress, run_profile
 from tests.helpers import (
     PHONEBOOK_HEADER,
