@@ -1,35 +1,22 @@
-"""`users`, `phonebook` and `speeddials`: records by hand."""
+"""`users`, `phonebook` and `speeddials`: records by hand.
+
+Each command reads its arguments, calls one function of `state.app.records`, and prints
+what it returns; the rules are the core's (`service.records`).
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import typer
-from sqlalchemy import Connection
 
-from pbx_connector import profiles as profile_service
-from pbx_connector.cli.base import (
-    MAX_INT,
-    app,
-    fail,
-    print_json,
-    table,
-    tx,
-)
-from pbx_connector.domain.phone import PhoneNormaliser
-from pbx_connector.domain.targets import TARGETS, clean_record
-from pbx_connector.domain.usernames import fold_username
-from pbx_connector.errors import NotFoundError, UsageError
-from pbx_connector.store import records as record_store
-from pbx_connector.store.settings import get_settings
-
-# --- records ------------------------------------------------------------------------------
-
-
-def _normaliser(conn: Connection) -> PhoneNormaliser:
-    s = get_settings(conn)
-    return PhoneNormaliser(s["default_region"], s["outside_line_prefix"])
-
+from pbx_connector.cli.base import app, handled, print_json, state, table
+from pbx_connector.errors import UsageError
+from pbx_connector.models.records import Record
+from pbx_connector.service.records import record_target
 
 _LIST_COLUMNS = {
     "users": ("id", "username", "displayname", "extension", "email", "auth", "enabled"),
@@ -40,8 +27,9 @@ _LIST_COLUMNS = {
 
 def _records_app(target: str, help_text: str) -> typer.Typer:
     sub = typer.Typer(help=help_text, no_args_is_help=True)
-    spec = TARGETS[target]
-    fields_help = ", ".join(f.name for f in spec.fields if f.kind not in ("secret", "pin"))
+    info = record_target(target)
+    fields_help = ", ".join(info.fields)
+    ref_help = "Record id" + (" or username" if target == "users" else "") + "."
 
     @sub.command("list")
     def list_cmd(
@@ -53,7 +41,9 @@ def _records_app(target: str, help_text: str) -> typer.Typer:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """List records with their origin."""
-        items = tx(lambda conn: record_store.list_records(conn, target, owner=owner))
+        with handled():
+            page = state.app.records.list(target, owner=owner, limit=None)
+        items = [_shown(r) for r in page.items]
         if as_json:
             print_json(items)
             return
@@ -76,20 +66,13 @@ def _records_app(target: str, help_text: str) -> typer.Typer:
         ),
     ) -> None:
         """Add a record by hand."""
-
-        def go(conn: Connection) -> int:
-            values = _record_values(target, assignments)
-            clean = clean_record(spec, values, _normaliser(conn))
-            return record_store.insert_record(conn, target, clean)
-
-        new_id = tx(go)
-        typer.echo(f"Added {spec.label} {new_id}.")
+        with handled(), _secret_hint(target):
+            record = state.app.records.add(target, _assignments(assignments))
+        typer.echo(f"Added {info.label} {record.id}.")
 
     @sub.command("edit")
     def edit_cmd(
-        ref: str = typer.Argument(
-            ..., help="Record id" + (" or username" if target == "users" else "") + "."
-        ),
+        ref: str = typer.Argument(..., help=ref_help),
         assignments: list[str] = typer.Argument(
             None, metavar="FIELD=VALUE...", help=f"Fields: {fields_help}."
         ),
@@ -99,68 +82,73 @@ def _records_app(target: str, help_text: str) -> typer.Typer:
     ) -> None:
         """Change fields of a record. An imported record gets its source's values back on
         the next run of its profile."""
-
-        def go(conn: Connection) -> int:
-            record_id = _resolve(conn, target, ref)
-            values = _record_values(target, assignments or [])
+        with handled(), _secret_hint(target):
+            values = _assignments(assignments or [])
             if auth is not None:
                 values["auth"] = auth
-            if not values:
-                raise UsageError("nothing to change: give FIELD=VALUE")
-            clean = clean_record(spec, values, _normaliser(conn), partial=True)
-            record_store.update_record(conn, target, record_id, clean)
-            return record_id
-
-        record_id = tx(go)
-        typer.echo(f"Updated {spec.label} {record_id}.")
+            with _hint_when(not values, "give FIELD=VALUE"):
+                result = state.app.records.edit(target, ref, values)
+        typer.echo(f"Updated {info.label} {result.record.id}.")
+        for warning in result.warnings:
+            typer.echo(f"warning: {warning}", err=True)
 
     @sub.command("delete")
-    def delete_cmd(
-        ref: str = typer.Argument(
-            ..., help="Record id" + (" or username" if target == "users" else "") + "."
-        ),
-    ) -> None:
+    def delete_cmd(ref: str = typer.Argument(..., help=ref_help)) -> None:
         """Delete a record."""
-
-        def go(conn: Connection) -> int:
-            record_id = _resolve(conn, target, ref)
-            record_store.delete_record(conn, target, record_id)
-            return record_id
-
-        record_id = tx(go)
-        typer.echo(f"Deleted {spec.label} {record_id}.")
+        with handled():
+            record = state.app.records.delete(target, ref)
+        typer.echo(f"Deleted {info.label} {record.id}.")
 
     return sub
 
 
-def _record_values(target: str, assignments: list[str]) -> dict[str, str]:
-    values = profile_service.parse_assignments(assignments, "FIELD=VALUE")
-    spec = TARGETS[target]
-    for k in values:
-        if k not in spec.field_names:
-            raise UsageError(
-                f"{k!r} is not a field of a {spec.label}; fields: {', '.join(spec.field_names)}",
-                field=k,
-            )
-        if spec.spec(k).kind in ("secret", "pin"):
-            raise UsageError(
-                f"{k} is not set on the command line, where others can read "
-                f"it: use 'pbx-connector users passwd'",
-                field=k,
-            )
+def _shown(record: Record) -> dict[str, Any]:
+    """A record as the JSON output and the tables show it."""
+    return record.model_dump(mode="json")
+
+
+def _assignments(items: list[str]) -> dict[str, str]:
+    """FIELD=VALUE arguments as a mapping; the value may contain '='."""
+    values: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"{item!r} is not FIELD=VALUE")
+        name, value = item.split("=", 1)
+        name = name.strip()
+        if not name:
+            raise UsageError(f"{item!r} has no name before '='")
+        values[name] = value
     return values
 
 
-def _resolve(conn: Connection, target: str, ref: str) -> int:
-    if ref.isascii() and ref.isdigit():
-        if int(ref) > MAX_INT:
-            raise NotFoundError(f"no {TARGETS[target].label} {ref}")
-        return int(ref)
-    if target == "users":
-        for r in record_store.list_records(conn, "users"):
-            if r["username"] == fold_username(ref.strip()):
-                return int(r["id"])
-    raise NotFoundError(f"no {TARGETS[target].label} {ref!r}")
+@contextmanager
+def _secret_hint(target: str) -> Iterator[None]:
+    """A secret given as FIELD=VALUE is refused by the core; on a command line the
+    reason is that anyone can read it in the process list, and there is a command for
+    it."""
+    secrets = record_target(target).secret_fields
+    try:
+        yield
+    except UsageError as exc:
+        if type(exc) is not UsageError or exc.field not in secrets:
+            raise
+        raise UsageError(
+            f"{exc.field} is not set on the command line, where others can read it: "
+            "use 'pbx-connector users passwd'",
+            field=exc.field,
+        ) from None
+
+
+@contextmanager
+def _hint_when(condition: bool, hint: str) -> Iterator[None]:
+    """Add the command line's way out to a usage error of the core (not to a record
+    that is not found)."""
+    try:
+        yield
+    except UsageError as exc:
+        if not condition or type(exc) is not UsageError:
+            raise
+        raise UsageError(f"{exc.message}: {hint}", field=exc.field) from None
 
 
 app.add_typer(_records_app("phonebook", "Global and private phonebook entries."), name="phonebook")
@@ -180,16 +168,6 @@ def users_passwd(
         value = typer.prompt(f"New {what}", hide_input=True, confirmation_prompt=True)
     else:
         value = sys.stdin.readline().rstrip("\r\n")
-    if not value.strip():
-        fail(f"an empty {what} is not allowed")
-
-    def go(conn: Connection) -> int:
-        record_id = _resolve(conn, "users", ref)
-        clean = clean_record(
-            TARGETS["users"], {"pin" if pin else "password": value}, _normaliser(conn), partial=True
-        )
-        record_store.update_record(conn, "users", record_id, clean)
-        return record_id
-
-    tx(go)
+    with handled():
+        state.app.records.set_secret(ref, "pin" if pin else "password", value)
     typer.echo(f"Set the {what} of user {ref!r}.")

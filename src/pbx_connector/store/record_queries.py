@@ -1,0 +1,141 @@
+"""Queries behind record lists: search, owner, order and paging with a total, and a user
+looked up by username with the index rather than a scan of every user.
+
+The caller (the application core) validates what it asks for; these functions only build
+the SQL. Writes stay in `store.records`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, ColumnElement, Connection, Select, String, func, or_, select
+
+from pbx_connector.domain.targets import TARGETS
+from pbx_connector.domain.usernames import fold_username
+from pbx_connector.store.records import profile_names, public_record, table_for
+from pbx_connector.store.tables import RECORD_TABLES
+
+#: Kinds of field a search looks in: names, numbers, addresses and codes, not notes.
+_SEARCHED_KINDS = frozenset({"text", "username", "email", "phone", "extension", "code"})
+#: Formatting people put in numbers (as `domain.phone` ignores it).
+_NUMBER_FORMATTING = re.compile(r"[\s\-./()\u00a0\u2010-\u2015]")
+_NUMBER = re.compile(r"\+?[0-9]+")
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """Which records a list shows. `search` is matched case-insensitively (ASCII letters,
+    as both stores' `lower()` fold them) inside every searched field; `owner` is a
+    phonebook's owner, '' for the global phonebook."""
+
+    search: str | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordOrder:
+    """A field to sort by (already validated), and its direction. Ties go by id, so that
+    pages do not overlap."""
+
+    field: str = "id"
+    descending: bool = False
+
+
+def find_records(
+    conn: Connection,
+    target: str,
+    where: RecordFilter,
+    order: RecordOrder,
+    *,
+    limit: int | None,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """One page of records, each as `store.records.public_record` shows it."""
+    table = table_for(target)
+    query = _filtered(select(table), target, where).order_by(*_order_by(target, order))
+    if limit is not None:
+        query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
+    names = profile_names(conn)
+    spec = TARGETS[target]
+    return [public_record(spec, r._mapping, names) for r in conn.execute(query)]
+
+
+def count_records(conn: Connection, target: str, where: RecordFilter) -> int:
+    """How many records the filter matches, whatever the page."""
+    query = _filtered(select(func.count()).select_from(table_for(target)), target, where)
+    return int(conn.execute(query).scalar_one())
+
+
+def user_id_by_username(conn: Connection, username: str) -> int | None:
+    """The id of the user with this username (compared in its folded spelling)."""
+    users = RECORD_TABLES["users"]
+    query = select(users.c.id).where(users.c.username == fold_username(username.strip()))
+    found = conn.execute(query).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+def _filtered(query: Select[Any], target: str, where: RecordFilter) -> Select[Any]:
+    table = table_for(target)
+    if where.owner is not None and target == "phonebook":
+        owner = table.c.owner
+        query = query.where(
+            owner.is_(None) if where.owner == "" else owner == fold_username(where.owner)
+        )
+    if where.search:
+        query = query.where(_matches(target, where.search))
+    return query
+
+
+def _matches(target: str, search: str) -> ColumnElement[bool]:
+    """The search term inside any searched field; a term that looks like a number also
+    matches the E.164 forms by its digits, so `0991 123` finds `+49 991 12345`."""
+    table = table_for(target)
+    spec = TARGETS[target]
+    term = search.lower()
+    text_columns: list[Column[Any]] = []
+    e164_columns: list[Column[Any]] = []
+    for f in spec.fields:
+        if f.kind not in _SEARCHED_KINDS or f.multiline:
+            continue
+        text_columns.append(table.c[f.name])
+        if f.kind == "phone":
+            e164_columns.append(table.c[f"{f.name}_e164"])
+    conditions = [func.lower(c).contains(term, autoescape=True) for c in text_columns]
+    digits = _number_fragment(search)
+    if digits is not None:
+        conditions += [c.contains(digits, autoescape=True) for c in e164_columns]
+    return or_(*conditions)
+
+
+def _number_fragment(search: str) -> str | None:
+    """A number as it appears inside an E.164 form: without formatting, `00` as `+`,
+    and without the trunk `0` of a national number. None if the term is not a number."""
+    compact = _NUMBER_FORMATTING.sub("", search)
+    if not _NUMBER.fullmatch(compact):
+        return None
+    if compact.startswith("00"):
+        return "+" + compact[2:]
+    if compact.startswith("0"):
+        return compact[1:] or None
+    return compact
+
+
+def _order_by(target: str, order: RecordOrder) -> list[Any]:
+    """Text sorts without regard to case; an empty extension or owner (NULL) sorts with
+    the empty strings, first, on both stores."""
+    table = table_for(target)
+    column: Any = table.c[order.field]
+    if isinstance(column.type, String):
+        column = func.lower(column)
+    if order.descending:
+        first = column.desc().nulls_last()
+        tie = table.c.id.desc()
+    else:
+        first = column.asc().nulls_first()
+        tie = table.c.id.asc()
+    return [tie] if order.field == "id" else [first, tie]
