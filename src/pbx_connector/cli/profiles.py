@@ -1,4 +1,8 @@
-"""`pbx-connector profile …`: create, change and inspect profiles."""
+"""`pbx-connector profile …`: create, change and inspect profiles.
+
+Each command reads its input (arguments, a file, a secret from a hidden prompt or standard
+input), makes one call to the application core, and prints what it returns.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +11,37 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import typer
-from sqlalchemy import Connection
 
-from pbx_connector import profiles as profile_service
-from pbx_connector.cli.base import (
-    app,
-    fail,
-    handled,
-    print_json,
-    table,
-    tx,
-)
+from pbx_connector.cli.base import app, fail, handled, print_json, state, table
 from pbx_connector.errors import UsageError
-from pbx_connector.store.profiles import (
-    delete_profile,
-    get_profile,
-    insert_profile,
-    list_profiles,
-    save_profile,
-)
+from pbx_connector.models.profiles import ProfileView
+from pbx_connector.profiles import parse_assignments
+from pbx_connector.service.profiles import MAX_EXPORT_SIZE
 
 profile_app = typer.Typer(
     help="Create, change and inspect connector profiles.", no_args_is_help=True
 )
 app.add_typer(profile_app, name="profile")
 
-# --- profiles ---------------------------------------------------------------------------
+#: `KEY=-` reads a secret setting like `--set-secret KEY`.
+READ_SECRET = "-"
+
+
+def _read_secrets(values: dict[str, str], keys: Sequence[str], secret_names: set[str]) -> None:
+    """Fill in secret settings from a prompt (on a terminal) or standard input: for each
+    --set-secret KEY, and each KEY=- of a secret setting. Never from the command line,
+    where every local user can read them."""
+    wanted = [*keys, *(k for k, v in values.items() if v == READ_SECRET and k in secret_names)]
+    for key in wanted:
+        if key not in secret_names:
+            raise UsageError(f"{key!r} is not a secret setting of this template", field=key)
+        if sys.stdin.isatty():
+            value: str = typer.prompt(key, hide_input=True)
+        else:
+            value = sys.stdin.readline().rstrip("\r\n")
+        if not value.strip():
+            raise UsageError(f"an empty {key} is not allowed", field=key)
+        values[key] = value
 
 
 @profile_app.command("create")
@@ -58,29 +67,13 @@ def profile_create(
 ) -> None:
     """Create a profile from a template."""
     with handled():
-        values = profile_service.parse_assignments(settings or [])
-        _read_secrets(values, secrets or [], profile_service.secret_setting_names(template))
-        profile, notes = profile_service.new_profile(name, template, mode, values)
-    created = tx(lambda conn: insert_profile(conn, profile))
-    typer.echo(f"Created profile {created.name!r} ({created.template}, mode {created.mode}).")
-    for note in notes:
+        values = parse_assignments(settings or [])
+        _read_secrets(values, secrets or [], state.app.profiles.secret_setting_names(template))
+        created = state.app.profiles.create(name, template, mode, values)
+    p = created.profile
+    typer.echo(f"Created profile {p.name!r} ({p.template}, mode {p.mode}).")
+    for note in created.notes:
         typer.echo(f"note: {note}")
-
-
-def _read_secrets(values: dict[str, str], keys: Sequence[str], secret_names: set[str]) -> None:
-    """Fill in secret settings from a prompt (on a terminal) or standard input: for each
-    --set-secret KEY, and each KEY=- of a secret setting."""
-    wanted = [*keys, *(k for k, v in values.items() if v == "-" and k in secret_names)]
-    for key in wanted:
-        if key not in secret_names:
-            raise UsageError(f"{key!r} is not a secret setting of this template", field=key)
-        if sys.stdin.isatty():
-            value: str = typer.prompt(key, hide_input=True)
-        else:
-            value = sys.stdin.readline().rstrip("\r\n")
-        if not value.strip():
-            raise UsageError(f"an empty {key} is not allowed", field=key)
-        values[key] = value
 
 
 @profile_app.command("set")
@@ -98,37 +91,25 @@ def profile_set(
     ),
 ) -> None:
     """Change settings of a profile."""
-    template = tx(lambda conn: get_profile(conn, name)).template
     with handled():
-        values = profile_service.parse_assignments(assignments or [])
-        _read_secrets(values, secrets or [], profile_service.secret_setting_names(template))
+        profiles = state.app.profiles
+        template = profiles.get(name).template
+        values = parse_assignments(assignments or [])
+        _read_secrets(values, secrets or [], profiles.secret_setting_names(template))
         if not values:
             raise UsageError("nothing to change: give KEY=VALUE or --set-secret KEY")
-
-    def go(conn: Connection) -> None:
-        p = get_profile(conn, name)
-        profile_service.apply_settings(p, values)
-        save_profile(conn, p)
-
-    tx(go)
+        profiles.update(name, values)
     typer.echo(f"Updated profile {name!r}.")
 
 
-@profile_app.command("show")
-def profile_show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Show a profile: settings, key, pre-filter and variables (never secrets)."""
-    p = tx(lambda conn: get_profile(conn, name))
-    data = p.public_dict()
-    if as_json:
-        print_json(data)
-        return
+def _print_profile(p: ProfileView) -> None:
     typer.echo(f"profile   {p.name}")
     typer.echo(f"template  {p.template} ({p.source} → {p.target})")
     typer.echo(f"mode      {p.mode}")
     typer.echo("settings:")
     for k, v in p.settings.items():
         typer.echo(f"  {k} = {v}")
-    for k in sorted(p.secrets):
+    for k in p.secrets_set:
         typer.echo(f"  {k} = (set, hidden)")
     if p.secrets_unreadable:
         typer.echo("  (secrets set, unreadable with this instance key: set them again)")
@@ -138,12 +119,24 @@ def profile_show(name: str, as_json: bool = typer.Option(False, "--json")) -> No
         typer.echo(f"  {k} = {v}" if v else f"  {k} = (empty: not managed)")
 
 
+@profile_app.command("show")
+def profile_show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show a profile: settings, key, pre-filter and variables (never secrets)."""
+    with handled():
+        p = state.app.profiles.get(name)
+    if as_json:
+        print_json(p.model_dump(mode="json"))
+        return
+    _print_profile(p)
+
+
 @profile_app.command("list")
 def profile_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List profiles."""
-    items = tx(list_profiles)
+    with handled():
+        items = state.app.profiles.list()
     if as_json:
-        print_json([p.public_dict() for p in items])
+        print_json([p.model_dump(mode="json") for p in items])
         return
     table(
         ["NAME", "TEMPLATE", "MODE", "SOURCE"],
@@ -159,11 +152,8 @@ def profile_delete(
     ),
 ) -> None:
     """Delete a profile. Its records stay (as if made by hand) unless --purge."""
-
-    def go(conn: Connection) -> int:
-        return delete_profile(conn, get_profile(conn, name), purge=purge)
-
-    deleted = tx(go)
+    with handled():
+        deleted = state.app.profiles.delete(name, purge=purge)
     extra = f"; {deleted} records deleted" if purge else "; its records were kept"
     typer.echo(f"Deleted profile {name!r}{extra}.")
 
@@ -174,8 +164,8 @@ def profile_export(
     output: Path | None = typer.Option(None, "-o", "--output", help="File (default: stdout)."),
 ) -> None:
     """Export a profile as JSON. Secrets are never exported."""
-    p = tx(lambda conn: get_profile(conn, name))
-    text = profile_service.export_profile(p)
+    with handled():
+        text = state.app.profiles.export(name)
     if output is None:
         typer.echo(text, nl=False)
         return
@@ -186,30 +176,34 @@ def profile_export(
     typer.echo(f"Exported profile {name!r} to {output}.", err=True)
 
 
+def _read_export(file: Path) -> str:
+    """The text of an export file ('-': standard input), read no further than an export
+    can be long: a wrong file given by mistake must not fill the memory."""
+    try:
+        if str(file) == "-":
+            raw = sys.stdin.buffer.read(MAX_EXPORT_SIZE + 1)
+        else:
+            with open(file, "rb") as fh:
+                raw = fh.read(MAX_EXPORT_SIZE + 1)
+    except OSError as exc:
+        fail(f"{file}: {exc.strerror}")
+    if len(raw) > MAX_EXPORT_SIZE:
+        fail(f"{file}: not a profile export (larger than {MAX_EXPORT_SIZE // 1024} KiB)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        fail(f"{file}: not a profile export (not UTF-8 text)")
+
+
 @profile_app.command("import")
 def profile_import(
     file: Path = typer.Argument(..., help="A file made by 'profile export' ('-' for stdin)."),
     name: str | None = typer.Option(None, "--name", help="Another name for the profile."),
 ) -> None:
     """Create a profile from an export. Secrets must be set again afterwards."""
-    limit = profile_service.MAX_EXPORT_SIZE
-    try:
-        if str(file) == "-":
-            raw = sys.stdin.buffer.read(limit + 1)
-        else:
-            with open(file, "rb") as fh:
-                raw = fh.read(limit + 1)
-    except OSError as exc:
-        fail(f"{file}: {exc.strerror}")
-    if len(raw) > limit:
-        fail(f"{file}: not a profile export (larger than {limit // 1024} KiB)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        fail(f"{file}: not a profile export (not UTF-8 text)")
+    text = _read_export(file)
     with handled():
-        profile = profile_service.import_profile(text, name, str(file))
-    created = tx(lambda conn: insert_profile(conn, profile))
+        created = state.app.profiles.import_(text, name, str(file))
     typer.echo(f"Imported profile {created.name!r} ({created.template}).")
 
 
@@ -222,17 +216,12 @@ def profile_variables(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show or set a profile's variables (Jinja2 expressions over a row)."""
-
-    def go(conn: Connection) -> dict[str, str]:
-        p = get_profile(conn, name)
+    with handled():
         if assignments:
-            profile_service.set_variables(
-                p, profile_service.parse_assignments(assignments, "FIELD=EXPRESSION")
-            )
-            p = save_profile(conn, p)
-        return p.variables
-
-    variables = tx(go)
+            values = parse_assignments(assignments, "FIELD=EXPRESSION")
+            variables = state.app.profiles.set_variables(name, values).variables
+        else:
+            variables = state.app.profiles.get(name).variables
     if as_json:
         print_json(variables)
         return
@@ -245,13 +234,9 @@ def profile_prefilter(
     expression: str | None = typer.Argument(None, help="Boolean expression; '' clears it."),
 ) -> None:
     """Show or set a profile's pre-filter; rows for which it is false are skipped."""
-
-    def go(conn: Connection) -> str:
-        p = get_profile(conn, name)
+    with handled():
         if expression is not None:
-            profile_service.set_prefilter(p, expression)
-            p = save_profile(conn, p)
-        return p.prefilter
-
-    value = tx(go)
+            value = state.app.profiles.set_prefilter(name, expression).prefilter
+        else:
+            value = state.app.profiles.get(name).prefilter
     typer.echo(value or "(none: every row passes)")

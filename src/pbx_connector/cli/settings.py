@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 import typer
-from sqlalchemy import Connection
 
-from pbx_connector import profiles as profile_service
-from pbx_connector.cli.base import (
-    app,
-    handled,
-    print_json,
-    table,
-    tx,
-)
-from pbx_connector.store.settings import DEFAULTS as SETTING_DEFAULTS
-from pbx_connector.store.settings import get_settings, set_setting
-from pbx_connector.templates import TEMPLATES, all_settings, get_template
+from pbx_connector.cli.base import app, handled, print_json, state, table
+from pbx_connector.models.catalog import InstanceSettings, TemplateView
+from pbx_connector.profiles import parse_assignments
 
-# --- templates and instance settings ----------------------------------------------------
+
+def _template_json(t: TemplateView) -> dict[str, object]:
+    """A template as `templates --json` has always printed it: the settings of its source,
+    without those every profile has."""
+    data: dict[str, object] = t.model_dump(mode="json", exclude={"common_settings"})
+    return data
 
 
 @app.command("templates")
 def templates_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the connector templates."""
+    with handled():
+        templates = state.app.catalog.templates()
     if as_json:
-        print_json([t.as_dict() for t in TEMPLATES])
+        print_json([_template_json(t) for t in templates])
         return
     table(
         ["TEMPLATE", "TARGET", "SOURCE", "DESCRIPTION"],
-        [(t.name, t.target, t.source, t.description) for t in TEMPLATES],
+        [(t.name, t.target, t.source, t.description) for t in templates],
     )
 
 
@@ -41,19 +39,15 @@ def config_cmd(
 ) -> None:
     """Show or change instance settings (default_region, outside_line_prefix)."""
     with handled():
-        values = profile_service.parse_assignments(assignments or [])
-
-    def go(conn: Connection) -> dict[str, str]:
-        for k, v in values.items():
-            set_setting(conn, k, v)
-        return get_settings(conn)
-
-    current = tx(go)
+        values = parse_assignments(assignments or [])
+        current = state.app.catalog.set_config(values) if values else state.app.catalog.config()
+    shown = current.model_dump(mode="json")
     if as_json:
-        print_json(current)
+        print_json(shown)
         return
     table(
-        ["SETTING", "VALUE", "MEANING"], [(k, current[k], SETTING_DEFAULTS[k][1]) for k in current]
+        ["SETTING", "VALUE", "MEANING"],
+        [(k, v, InstanceSettings.meaning(k)) for k, v in shown.items()],
     )
 
 
@@ -61,5 +55,5 @@ def config_cmd(
 def template_show(name: str) -> None:
     """Show one template as JSON."""
     with handled():
-        t = get_template(name)
-    print_json({**t.as_dict(), "settings": [s.name for s in all_settings(t)]})
+        t = state.app.catalog.template(name)
+    print_json({**_template_json(t), "settings": [s.name for s in t.all_settings()]})

@@ -1,13 +1,212 @@
-"""(being written)"""
+"""Profiles: create, change, inspect, export and import them; preview and evaluate them
+over their source.
+
+The rules of what a valid profile is live in `pbx_connector.profiles`; this module owns
+the transactions around them. Checking a setting may read the source (a CSV file's
+header, to know whether the key names one of its columns), and reading a source never
+happens inside a write transaction: a change is prepared on a copy read before, and
+written only if the stored profile did not change in between (else it is prepared again).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import builtins
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
+
+from pbx_connector import profiles as rules
+from pbx_connector.errors import ConflictError
+from pbx_connector.models.profiles import (
+    CreatedProfile,
+    EvaluateResult,
+    PreviewResult,
+    ProfileView,
+)
+from pbx_connector.service import preview as looking
+from pbx_connector.store.profiles import (
+    Profile,
+    delete_profile,
+    get_profile,
+    insert_profile,
+    list_profiles,
+    profile_exists,
+    save_profile,
+)
+from pbx_connector.store.settings import get_settings
+from pbx_connector.store.tables import profiles as profiles_table
 
 if TYPE_CHECKING:
     from pbx_connector.service.app import App
 
+#: An export is a few KiB; a face reading one from a file stops after this many bytes.
+MAX_EXPORT_SIZE = rules.MAX_EXPORT_SIZE
+#: How often a change is prepared again when another writer changed the profile meanwhile.
+_ATTEMPTS = 3
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:  # SQLite hands back naive UTC
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def profile_view(profile: Profile) -> ProfileView:
+    """What may be shown of a profile: everything but secret values."""
+    assert profile.id is not None, "only a stored profile has a view"
+    return ProfileView(
+        id=profile.id,
+        name=profile.name,
+        template=profile.template,
+        target=profile.target,
+        source=profile.source,
+        mode=profile.mode,
+        settings=dict(profile.settings),
+        secrets_set=sorted(profile.secrets),
+        secrets_unreadable=profile.secrets_unreadable,
+        prefilter=profile.prefilter,
+        variables=dict(profile.variables),
+        created_at=_aware(profile.created_at),
+        updated_at=_aware(profile.updated_at),
+    )
+
+
+def _state(profile: Profile) -> tuple[Any, ...]:
+    """Everything a change may depend on, copied: equal states mean nobody wrote between."""
+    return (
+        profile.id,
+        profile.mode,
+        dict(profile.settings),
+        dict(profile.variables),
+        profile.prefilter,
+        dict(profile.secrets),
+        profile.secrets_unreadable,
+        profile.updated_at,
+    )
+
+
+def _lock(conn: Connection, name: str) -> None:
+    """Hold the profile's row until the transaction ends (PostgreSQL; SQLite has one
+    writer at a time anyway), so that the check before a write stays true until it."""
+    conn.execute(select(profiles_table.c.id).where(profiles_table.c.name == name).with_for_update())
+
 
 class ProfilesService:
+    """Every use case of profiles. Names are profile names; a missing one is a
+    `NotFoundError`, a taken one a `ConflictError`, an invalid value a `UsageError` or
+    `ConfigError` naming its field."""
+
     def __init__(self, app: App) -> None:
         self.app = app
+
+    # --- reading ---------------------------------------------------------------------
+
+    def list(self) -> builtins.list[ProfileView]:
+        """Every profile, by name."""
+        with self.app.reading() as conn:
+            return [profile_view(p) for p in list_profiles(conn)]
+
+    def get(self, name: str) -> ProfileView:
+        return profile_view(self._load(name))
+
+    def export(self, name: str) -> str:
+        """The profile as JSON to import elsewhere; secrets are left out, only named."""
+        return rules.export_profile(self._load(name))
+
+    def secret_setting_names(self, template: str) -> set[str]:
+        """The settings of a template that are secrets: a face asks for them without
+        echoing them (a hidden prompt, standard input, a password field)."""
+        return rules.secret_setting_names(template)
+
+    # --- writing ---------------------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        template: str,
+        mode: str | None = None,
+        settings: Mapping[str, str] | None = None,
+    ) -> CreatedProfile:
+        """A profile from a template (mode `mirror` unless given). Default variables that
+        name columns the CSV file lacks are emptied; the notes say which."""
+        profile, notes = rules.new_profile(name, template, mode, settings or {})
+        return CreatedProfile(profile=self._insert(profile), notes=notes)
+
+    def import_(self, text: str, name: str | None = None, origin: str = "import") -> ProfileView:
+        """A profile from an export (`origin` names where the text came from, for
+        messages). Secrets are not in an export: they must be set again."""
+        return self._insert(rules.import_profile(text, name, origin))
+
+    def update(self, name: str, settings: Mapping[str, str]) -> ProfileView:
+        """Change settings (`mode` among them); each is checked before any is kept."""
+        return self._change(name, lambda p: rules.apply_settings(p, settings))
+
+    def set_variables(self, name: str, assignments: Mapping[str, str]) -> ProfileView:
+        """Set variables (target field -> expression); an empty one stops managing the
+        field. Each expression is compiled now, so that a typo fails here, not mid-run."""
+        return self._change(name, lambda p: rules.set_variables(p, assignments))
+
+    def set_prefilter(self, name: str, text: str) -> ProfileView:
+        """Set the pre-filter; empty lets every row through."""
+        return self._change(name, lambda p: rules.set_prefilter(p, text))
+
+    def delete(self, name: str, purge: bool = False) -> int:
+        """Delete a profile; its records stay, as if made by hand, unless `purge`.
+        Returns how many records were deleted."""
+        with self.app.transaction() as conn:
+            return delete_profile(conn, get_profile(conn, name), purge=purge)
+
+    # --- looking at the source ---------------------------------------------------------
+
+    def preview(self, name: str, limit: int = 10) -> PreviewResult:
+        """The first `limit` rows as the source gives them, before pre-filter and
+        variables, with the lines it could not read."""
+        return looking.preview(self._load(name), limit)
+
+    def evaluate(
+        self,
+        name: str,
+        *,
+        variables: Mapping[str, str] | None = None,
+        prefilter: str | None = None,
+        limit: int = 5,
+    ) -> EvaluateResult:
+        """Variables and a pre-filter, saved or not, over the first `limit` rows: each
+        row's line, whether it passes the pre-filter, and each target field's value or
+        its error. Nothing is saved."""
+        with self.app.reading() as conn:
+            profile = get_profile(conn, name)
+            instance = get_settings(conn)
+        return looking.evaluate(
+            profile, instance, variables=variables, prefilter=prefilter, limit=limit
+        )
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _load(self, name: str) -> Profile:
+        with self.app.reading() as conn:
+            return get_profile(conn, name)
+
+    def _insert(self, profile: Profile) -> ProfileView:
+        with self.app.transaction() as conn:
+            if profile_exists(conn, profile.name):
+                raise ConflictError(f"a profile named {profile.name!r} exists already")
+            return profile_view(insert_profile(conn, profile))
+
+    def _change(self, name: str, change: Callable[[Profile], None]) -> ProfileView:
+        """Apply `change` to the stored profile and save it. `change` runs outside any
+        write transaction (it may read the source); the result is written only if the
+        profile is still as it was read, and prepared again otherwise."""
+        for _ in range(_ATTEMPTS):
+            profile = self._load(name)
+            before = _state(profile)
+            change(profile)
+            with self.app.transaction() as conn:
+                _lock(conn, name)
+                if _state(get_profile(conn, name)) == before:
+                    return profile_view(save_profile(conn, profile))
+        raise ConflictError(
+            f"the profile {name!r} kept changing while this change was made; try again"
+        )
