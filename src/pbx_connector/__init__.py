@@ -1,0 +1,2 @@
+"""pbx-connector: keeps a phone system's users, phonebooks and speed dials in sync with
+the directories a company already has."""

@@ -4,7 +4,16 @@ over the application core (see `base` for what they share)."""
 from __future__ import annotations
 
 # Importing a module registers its commands on `app`, in the order `--help` lists them.
-from pbx_connector.cli import auth, db, profiles, records, runs, settings, tokens  # noqa: F401
+from pbx_connector.cli import (  # noqa: F401
+    auth,
+    db,
+    profiles,
+    records,
+    runs,
+    serve,
+    settings,
+    tokens,
+)
 from pbx_connector.cli.base import app, main
 
 __all__ = ["app", "main"]
