@@ -148,3 +148,9 @@ class ProtectedRecordError(UsageError):
     """The built-in admin user cannot be changed or deleted this way."""
 
     http_status = 403
+
+
+class Interrupted(BaseException):
+    """Ctrl-C (SIGINT) or SIGTERM. A BaseException like KeyboardInterrupt, so that no
+    `except Exception` swallows it; its own class, so that the command-line framework
+    (which turns KeyboardInterrupt into a silent exit) lets it reach our entry point."""

@@ -1,5 +1,5 @@
-"""`python -m pbx_connector.cli`."""
+"""`python -m pbx_connector.cli`: the same entry point as the console script."""
 
-from pbx_connector.cli import main
+from pbx_connector.entry import main
 
 main()

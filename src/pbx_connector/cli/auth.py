@@ -12,9 +12,9 @@ from typing import Any
 import typer
 
 from pbx_connector.cli import base
+from pbx_connector.cli.base import parse_assignments
 from pbx_connector.errors import ConfigError
 from pbx_connector.models.auth import AUTH_MODES, AuthAttempt, AuthSettingsView
-from pbx_connector.profiles import parse_assignments
 from pbx_connector.service.auth import SECRET_SETTINGS, SETTING_HELP
 
 EXIT_REJECTED = 1

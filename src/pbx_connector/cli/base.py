@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from pbx_connector.errors import PbxConnectorError
-from pbx_connector.service import App
-from pbx_connector.store import db as store_db
+from pbx_connector.errors import PbxConnectorError, UsageError
+from pbx_connector.service import DB_ENV, App, database_error
 
 EXIT_PENDING = 1
 EXIT_USAGE = 2
@@ -42,23 +40,16 @@ T = TypeVar("T")
 class State:
     def __init__(self, db: str | None) -> None:
         self.db = db
-        self._engine: Engine | None = None
         self._app: App | None = None
 
     @property
     def app(self) -> App:
         """The application core over the store of `--db`; commands call only this."""
-        if self._app is None or self._app.engine is not self.engine:
-            self._app = App(self.engine)
-        return self._app
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = store_db.open_store_engine(self.db)
-            for warning in store_db.permission_warnings(str(self._engine.url)):
+        if self._app is None:
+            self._app = App.open(self.db)
+            for warning in self._app.permission_warnings():
                 typer.echo(f"warning: {warning}", err=True)
-        return self._engine
+        return self._app
 
 
 #: The one state of a command line: set from the global options before a command runs.
@@ -70,14 +61,14 @@ def _main(
     db: str | None = typer.Option(
         None,
         "--db",
-        envvar=store_db.ENV_DB,
+        envvar=DB_ENV,
         show_envvar=True,
         help="Database URL (sqlite:///FILE, postgresql://USER:PASS@HOST/DB) or an SQLite "
         "file path. Default: an SQLite file in the data directory.",
     ),
 ) -> None:
     state.db = db
-    state._engine = None
+    state._app = None
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -93,16 +84,24 @@ def handled() -> Iterator[None]:
     except PbxConnectorError as exc:
         fail(str(exc), exc.exit_code)
     except SQLAlchemyError as exc:
-        url = str(state._engine.url) if state._engine is not None else None
-        error = store_db.store_error(exc, url)
+        error = database_error(exc, state._app)
         fail(str(error), error.exit_code)
     except OverflowError:
         fail(f"a number is too large (at most {MAX_INT})", EXIT_USAGE)
 
 
-def tx(fn: Callable[[Connection], T]) -> T:
-    with handled(), state.engine.begin() as conn:
-        return fn(conn)
+def parse_assignments(items: Iterable[str], what: str = "KEY=VALUE") -> dict[str, str]:
+    """KEY=VALUE arguments as a mapping; the value may contain '='."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"{item!r} is not {what}")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        if not k:
+            raise UsageError(f"{item!r} has no name before '='")
+        out[k] = v
+    return out
 
 
 def print_json(value: Any) -> None:
@@ -119,14 +118,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def main() -> None:
+    """Run the command line (the console script wraps this in `entry.main`, which turns
+    Ctrl-C into one line and exit 130)."""
     try:
         app()
-    except KeyboardInterrupt:
-        # A run stopped here wrote nothing: its changes commit with its outcome.
-        typer.echo(
-            "error: interrupted; a run in progress was stopped and changed nothing", err=True
-        )
-        sys.exit(130)
     except SQLAlchemyError as exc:
-        typer.echo(f"error: {store_db.store_error(exc)}", err=True)
+        typer.echo(f"error: {database_error(exc, state._app)}", err=True)
         sys.exit(EXIT_FAILED)

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import typer
 
-from pbx_connector.cli.base import app, fail, handled, print_json, state, table
+from pbx_connector.cli.base import app, fail, handled, parse_assignments, print_json, state, table
 from pbx_connector.errors import UsageError
 from pbx_connector.models.profiles import ProfileView
-from pbx_connector.profiles import parse_assignments
 from pbx_connector.service.profiles import MAX_EXPORT_SIZE
 
 profile_app = typer.Typer(

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from pbx_connector.cli.base import app, handled, print_json, state, table
+from pbx_connector.cli.base import app, handled, parse_assignments, print_json, state, table
 from pbx_connector.errors import UsageError
 from pbx_connector.models.records import Record
 from pbx_connector.service.records import record_target
@@ -108,17 +108,7 @@ def _shown(record: Record) -> dict[str, Any]:
 
 
 def _assignments(items: list[str]) -> dict[str, str]:
-    """FIELD=VALUE arguments as a mapping; the value may contain '='."""
-    values: dict[str, str] = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"{item!r} is not FIELD=VALUE")
-        name, value = item.split("=", 1)
-        name = name.strip()
-        if not name:
-            raise UsageError(f"{item!r} has no name before '='")
-        values[name] = value
-    return values
+    return parse_assignments(items, "FIELD=VALUE")
 
 
 @contextmanager

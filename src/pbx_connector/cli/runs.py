@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,15 +16,10 @@ from pbx_connector.cli.base import (
     print_json,
     state,
     table,
-    tx,
 )
 from pbx_connector.models.runs import RunReport
 from pbx_connector.service import words
 from pbx_connector.service.runs import Progress as RunProgress
-from pbx_connector.sources.registry import open_source
-from pbx_connector.store.profiles import (
-    get_profile,
-)
 
 run_app = typer.Typer(help="Past runs and run locks.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
@@ -36,39 +30,22 @@ app.add_typer(run_app, name="run")
 @app.command("preview")
 def preview(
     name: str,
-    limit: int = typer.Option(10, "--limit", "-n", min=1, help="How many rows."),
+    limit: int = typer.Option(10, "--limit", "-n", min=1, max=10_000, help="How many rows."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show the rows as the source gives them, before pre-filter and variables."""
-    p = tx(lambda conn: get_profile(conn, name))
-    rows: list[dict[str, Any]] = []
-    problems: list[str] = []
     with handled():
-        source = open_source(p.source, p.settings, p.secrets)
-        fields = source.fields()
-        gen = source.rows()
-        try:
-            for row in gen:
-                if row.error:
-                    problems.append(f"line {row.line}: {row.error}")
-                    continue
-                rows.append(dict(row.data))
-                if len(rows) >= limit:
-                    break
-        finally:
-            close = getattr(gen, "close", None)
-            if close is not None:
-                close()
+        result = state.app.profiles.preview(name, limit)
     if as_json:
-        print_json(rows)
+        print_json(result.rows)
     else:
-        typer.echo(f"{source.name}: fields {', '.join(fields)}")
-        for i, data in enumerate(rows, 1):
+        typer.echo(f"{result.source}: fields {', '.join(result.fields)}")
+        for i, data in enumerate(result.rows, 1):
             typer.echo(f"--- row {i}")
             for k, v in data.items():
                 typer.echo(f"  {k}: {v}")
-    for problem in problems:
-        typer.echo(f"warning: {problem}", err=True)
+    for problem in result.problems:
+        typer.echo(f"warning: line {problem.line}: {problem.message}", err=True)
 
 
 def _progress_for_terminal() -> tuple[RunProgress, Progress | None]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from pbx_connector.cli.base import app, handled, print_json, state, table
+from pbx_connector.cli.base import app, handled, parse_assignments, print_json, state, table
 from pbx_connector.models.catalog import InstanceSettings, TemplateView
-from pbx_connector.profiles import parse_assignments
 
 
 def _template_json(t: TemplateView) -> dict[str, object]:

@@ -4,6 +4,6 @@ presents the typed result; it holds no business rule and never talks to the stor
 
 from __future__ import annotations
 
-from pbx_connector.service.app import App
+from pbx_connector.service.app import DB_ENV, App, database_error
 
-__all__ = ["App"]
+__all__ = ["DB_ENV", "App", "database_error"]

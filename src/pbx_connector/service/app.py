@@ -17,7 +17,16 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from pbx_connector.errors import StoreError
 from pbx_connector.store import db as store_db
+
+#: The environment variable that names the store when no URL is given.
+DB_ENV = store_db.ENV_DB
+
+
+def database_error(exc: SQLAlchemyError, app: App | None = None) -> StoreError:
+    """A database failure that escaped the core's own transactions, as one clear error."""
+    return store_db.store_error(exc, str(app.engine.url) if app is not None else None)
 
 
 class App:
@@ -41,6 +50,11 @@ class App:
     def open(cls, url: str | None = None) -> App:
         """The store at `url` (see `store.db.resolve_url`), its schema brought up to date."""
         return cls(store_db.open_store_engine(url))
+
+    def permission_warnings(self) -> list[str]:
+        """What other local users could read of the store (an SQLite file or its
+        directory open to them), with the chmod that fixes it."""
+        return store_db.permission_warnings(str(self.engine.url))
 
     @property
     def url(self) -> str:

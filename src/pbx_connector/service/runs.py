@@ -53,7 +53,14 @@ class RunsService:
                 self.app.engine, name, dry_run=dry_run, force=force, trigger=trigger
             )
         )
-        return self.execute(run_id, progress)
+        try:
+            return self.execute(run_id, progress)
+        except BaseException:
+            # Stopped (Ctrl-C) before the run started: it must not stay queued.
+            run_store.abandon_queued(
+                self.app.engine, run_id, "interrupted, nothing changed: stopped before it began"
+            )
+            raise
 
     def request(
         self, name: str, *, dry_run: bool = False, force: bool = False, trigger: str = "api"

@@ -275,6 +275,19 @@ def abandon_run(engine: Engine, profile_id: int, run_id: int, message: str) -> N
         pass
 
 
+def abandon_queued(engine: Engine, run_id: int, message: str) -> None:
+    """Mark a run interrupted that was stopped before it started. Best effort."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where((runs.c.id == run_id) & (runs.c.status == QUEUED))
+                .values(status=INTERRUPTED, message=message, finished_at=_now())
+            )
+    except SQLAlchemyError:
+        pass
+
+
 def unlock(engine: Engine, profile_id: int, profile_name: str) -> int:
     """Release a profile's lock by hand; its run is marked interrupted. Returns the run id."""
     with engine.begin() as conn:

@@ -1,0 +1,34 @@
+"""The `pbx-connector` console script. It installs the interrupt handler before anything
+heavy is imported, so that Ctrl-C at any moment ends the command with one line and exit
+code 130, never a traceback: a run in progress changes nothing (its changes commit
+together with its outcome)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+from pbx_connector.errors import Interrupted
+
+EXIT_INTERRUPTED = 130
+_MESSAGE = "error: interrupted; a run in progress was stopped and changed nothing\n"
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        from pbx_connector.cli.base import main as cli_main
+
+        cli_main()
+    except (Interrupted, KeyboardInterrupt):
+        # Restore the default first: a second Ctrl-C while the message is written must
+        # not raise again.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        sys.stderr.write(_MESSAGE)
+        sys.exit(EXIT_INTERRUPTED)
