@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jinja2
@@ -369,3 +370,144 @@ def test_expressions_cannot_exhaust_memory_or_cpu(text: str) -> None:
 
 def test_small_products_and_powers_still_work() -> None:
     assert compile_variable("v", '{{ "ab" * 3 }}{{ 2 ** 10 }}').render(ROW) == "ababab1024"
+
+
+# --- the budget --------------------------------------------------------------------------
+# tests/hostile/test_expression_budget.py runs the attacks, each in a process of its own;
+# here: what stays within the budget renders as before, and what a limit says.
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{ '%5.1f' % 2.25 }}|{{ '%-4s|' % givenname }}", "  2.2|Max |"),
+        ("{{ '%(a)s-%(a)s' % {'a': givenname} }}", "Max-Max"),
+        ("{{ '{:>5}'.format(givenname) }}{{ '{0}{0}'.format(surname) }}", "  MaxMusterMuster"),
+        ("{{ '{a}'.format_map({'a': givenname}) }}", "Max"),
+        ("{{ givenname|center(7) }}|{{ givenname.ljust(5, '.') }}", "  Max  |Max.."),
+        ("{{ '7'.zfill(3) }}{{ 'a\\tb'.expandtabs(2) }}", "007a b"),
+        ("{{ [givenname, surname]|join(' ') }}", "Max Muster"),
+        ("{{ (givenname, surname)|join(',') }}{{ {'k': surname}['k'] }}", "Max,MusterMuster"),
+        ("{{ ' / '.join(mail) }}", "max@example.com / m.muster@example.com"),
+        ("{{ range(3)|map('string')|join('-') }}", "0-1-2"),
+        ("{{ mail|map('upper')|first }}", "MAX@EXAMPLE.COM"),
+        ("{{ mail|reverse|join(',') }}", "m.muster@example.com,max@example.com"),
+        ("{{ range(5)|batch(2)|list }}", "[0, 1], [2, 3], [4]"),
+        ("{{ range(5)|slice(2)|list }}", "[0, 1, 2], [3, 4]"),
+        ("{{ [[1], [2]]|sum(start=[])|join }}", "12"),
+        ("{{ 'a b c d'|wordwrap(3) }}", "a b\nc d"),
+        ("{{ 'a\\nb'|indent(2) }}", "a\n  b"),
+        ("{{ [1, 2]|tojson(1) }}", "[\n 1,\n 2\n]"),
+        ("{{ 'a-b-c'|replace('-', '') }}{{ 'a-b'.replace('-', ' ') }}", "abca b"),
+        ("{{ 'abcdefghij'|truncate(7, leeway=0) }}", "abcd..."),
+        ("{{ lipsum(1, false, 3, 4)|wordcount }}", "3"),
+        ("{{ 2 ** 100 }}", "1267650600228229401496703205376"),
+        ("{{ (10 ** 100 * 10 ** 100)|string|length }}", "201"),
+        ("{{ row.items()|list|length }}", "6"),
+        (
+            "{% for m in mail %}{{ loop.index }}/{{ loop.length }}:{{ m }} {% endfor %}",
+            "1/2:max@example.com 2/2:m.muster@example.com ",
+        ),
+        (
+            "{% set ns = namespace(s='a') %}{% for i in range(10) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+            "1024",
+        ),
+        (
+            "{% macro m(n) %}{% if n %}{{ n }}{{ m(n - 1) }}{% endif %}{% endmacro %}{{ m(5) }}",
+            "54321",
+        ),
+        (
+            "{% for x in [[1, [2]], 3] recursive %}"
+            "{% if x is iterable %}{{ loop(x) }}{% else %}{{ x }}{% endif %}{% endfor %}",
+            "123",
+        ),
+        ("{% for i in range(100000) %}{% endfor %}done", "done"),
+        ("{{ 'x' * 100000 }}", "x" * 100_000),
+    ],
+)
+def test_expressions_within_the_budget_render_as_before(text: str, expected: str) -> None:
+    assert render(text) == expected
+
+
+def test_constant_parts_are_not_run_when_compiling() -> None:
+    # Jinja would fold `'a'|center(10**9)` while compiling; the budget sees it on a row.
+    expression = compile_variable("displayname", "{{ 'a'|center(10**9) }}")
+    with pytest.raises(RowError) as info:
+        expression.render(ROW)
+    assert info.value.field == "displayname"
+    assert info.value.message == "the width 1000000000 is too large (at most 100000)"
+    check_expression("pre-filter", "'a'|center(10**9) == ''")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{{ 'a'.ljust(10**9) }}", "the argument 1000000000 is too large (at most 100000)"),
+        ("{{ '%.1000000000f' % 1 }}", "the formatted text would be too large (over 100000)"),
+        ("{{ '{:>1000000000}'.format(1) }}", "would be too large (over 100000)"),
+        ("{{ 2 ** 1000 }}", "the exponent 1000 is too large (at most 100)"),
+        ("{{ (10 ** 100) ** 100 }}", "the number would be too large (over 14000 bits)"),
+        ("{% for i in range(100000) %}{% for j in range(2) %}{% endfor %}{% endfor %}", "loops"),
+        ("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", "calls are nested too deeply"),
+        ("{{ ('x' * 60000) ~ ('x' * 60000) }}", "the joined text would be too large"),
+        ("{% for i in range(20) %}{{ 'x' * 60000 }}{% endfor %}", "built too much"),
+        ("{{ ['x' * 1000] * 1000 }}", "the result would be too large (over 100000)"),
+    ],
+)
+def test_a_limit_fails_the_row_and_says_which(text: str, says: str) -> None:
+    with pytest.raises(RowError) as info:
+        compile_variable("displayname", text).render(ROW)
+    assert info.value.field == "displayname"
+    assert says in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{{ x }}" * 1500, "the expression is too long (10500 characters, at most 10000)"),
+        ("{{ x" + "|lower" * 100 + " }}", "nested too deeply (over 60 levels)"),
+        ("{{ " + "(" * 200 + "x" + ")" * 200 + " }}", "nested too deeply"),
+        ("{{ " + "9" * 5000 + " }}", "a number in it is too long"),
+    ],
+)
+def test_an_expression_beyond_the_limits_is_refused_when_set(text: str, says: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        check_expression("displayname", text)
+    assert info.value.field == "displayname"
+    assert says in info.value.message
+    assert len(info.value.message) < 400  # the expression is quoted, shortened
+
+
+def test_each_row_gets_a_budget_of_its_own() -> None:
+    # Each evaluation may use most of the budget, again and again.
+    mapper = RowMapper.compile(
+        {"displayname": "{% for i in range(90000) %}{% endfor %}{{ givenname }}"},
+        "(surname * 10000)|length == 60000",
+    )
+    for _ in range(3):
+        assert mapper.accepts(ROW)
+        assert mapper.apply(ROW) == {"displayname": "Max"}
+
+
+def test_a_failed_row_leaves_the_next_one_alone() -> None:
+    expression = compile_variable(
+        "v", "{% for i in range(n|int) %}{% for j in range(2) %}{% endfor %}{% endfor %}ok"
+    )
+    with pytest.raises(RowError, match="loops ran too often"):
+        expression.render({"n": "60000"})
+    assert expression.render({"n": "3"}) == "ok"
+
+
+def test_budgets_of_threads_are_separate() -> None:
+    expression = compile_variable("v", "{% for i in range(60000) %}{% endfor %}{{ givenname }}")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: expression.render(ROW), range(8)))
+    assert results == ["Max"] * 8
+
+
+def test_plain_lookups_of_large_values_are_not_limited() -> None:
+    # The row's own data is what the source gave: copying it is no attack.
+    notes = "n" * 200_000
+    assert render("{{ notes }}", {"notes": notes}) == notes
+    assert render("{{ notes|trim }}", {"notes": notes}) == notes

@@ -5,6 +5,10 @@ sandbox refuses attribute tricks that reach Python internals. A row's fields are
 by name (`{{ givenname }}`) and the whole row as `row` (`{{ row["Telefon geschäftlich"] }}`)
 for names that are not identifiers.
 
+Each evaluation of an expression on a row has a budget of time, size and work, checked
+from the sandbox's hooks (expression_budget.py): going over it is that row's RowError,
+never a hang or an exhausted machine. Compiling runs no part of an expression.
+
 Most variables are plain references (`{{ phone }}`) or references joined by text
 (`{{ givenname }} {{ surname }}`). Rendering those through Jinja costs microseconds a
 field, which dominates a large import, so they are compiled to direct lookups; anything
@@ -13,16 +17,39 @@ else (filters, conditions) renders through the sandbox. Both give the same strin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.exceptions import SecurityError
+from jinja2.environment import TemplateExpression
+from jinja2.parser import Parser
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from pbx_connector.errors import ExpressionError, RowError
+from pbx_connector.expression_budget import (
+    MAX_BUILT,
+    MAX_DEPTH,
+    MAX_SIZE,
+    MAX_TEXT,
+    LimitExceeded,
+    built_too_much,
+    check_binop,
+    check_call,
+    current,
+    guard,
+    guard_filters,
+    lipsum,
+    loop,
+    size_of,
+    str_format,
+    too_large,
+)
+from pbx_connector.expression_budget import start as budget_start
+from pbx_connector.expression_budget import stop as budget_stop
 
 ROW_NAME = "row"
 
@@ -40,38 +67,71 @@ def _as_text(value: Any) -> str:
     return str(_finalize(value))
 
 
-# Immutable: an expression cannot change the row (`mail.pop()`) that later ones read.
-#: The largest string or list an expression may build with `*`, and the largest exponent:
-#: a variable runs once per row, so `'a' * 10**9` must fail, not exhaust the machine.
-MAX_SIZE = 100_000
-MAX_EXPONENT = 100
-
-
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, with `*` and `**` checked before they run."""
+    """The immutable sandbox (an expression cannot change the row, `mail.pop()`, that later
+    ones read), with every hook also checking the evaluation's budget (see
+    expression_budget): operators, calls, attribute and item access, `str.format`."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"the exponent {right} is too large (at most {MAX_EXPONENT})")
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(times, int)
-                    and len(seq) * times > MAX_SIZE
-                ):
-                    raise SecurityError(f"the result would be too large (over {MAX_SIZE})")
-        return super().call_binop(context, operator, left, right)
+        budget = current()
+        budget.tick()
+        check_binop(operator, left, right)
+        return budget.take(self.binop_table[operator](left, right))
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        budget = current()
+        budget.tick()
+        if isinstance(__obj, LoopContext) and args:  # a recursive loop's next level
+            args = (loop(args[0], budget.loop_charge), *args[1:])
+        args = check_call(__obj, args, kwargs)
+        if budget.depth >= MAX_DEPTH:
+            raise LimitExceeded(f"calls are nested too deeply (over {MAX_DEPTH} levels)")
+        budget.depth += 1
+        try:
+            result = super().call(__context, __obj, *args, **kwargs)
+        finally:
+            budget.depth -= 1
+        return budget.take(result)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        current().tick()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        current().tick()
+        return super().getitem(obj, argument)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        return str_format(self, value)
+
+
+@jinja2.pass_eval_context
+def _output(eval_ctx: Any, value: Any) -> str:
+    """`{{ … }}` in the sandbox: the text of the value, counted against the budget. Taking
+    the evaluation context also keeps Jinja from running expressions while compiling."""
+    if value.__class__ is not str:
+        if size_of(value) > MAX_SIZE:
+            raise too_large("the output")
+        value = _as_text(value)
+    budget = current()
+    budget.built += len(value)
+    if budget.built > MAX_BUILT:
+        raise built_too_much()
+    return value  # type: ignore[no-any-return]
 
 
 _ENV = _Sandbox(
     undefined=jinja2.StrictUndefined,
-    finalize=_finalize,
+    finalize=_output,
     autoescape=False,
     keep_trailing_newline=False,
+    # Constant folding would run parts of an expression while compiling it, outside any
+    # budget: `'a'|center(10**9)` must fail on a row, not when the variable is set.
+    optimized=False,
 )
+_ENV.globals["lipsum"] = lipsum
 
 
 def _first_value(value: Any) -> Any:
@@ -111,6 +171,9 @@ def _extension(value: Any) -> str:
 
 
 _ENV.filters.update(first_value=_first_value, values=_values, digits=_digits, extension=_extension)
+#: The filters themselves, for the fast path (plain functions of the row's own values).
+_PLAIN_FILTERS = dict(_ENV.filters)
+_ENV.filters.update(guard_filters(_PLAIN_FILTERS))
 
 Part = Callable[[Mapping[str, Any]], str]
 
@@ -125,8 +188,67 @@ class Expression:
     render: Callable[[Mapping[str, Any]], str]
 
 
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 200 else repr(text[:200]) + "…"
+
+
 def _compile_error(what: str, text: str, exc: jinja2.TemplateSyntaxError) -> ExpressionError:
-    return ExpressionError(f"{exc.message} (in {text!r})", field=what)
+    return ExpressionError(f"{exc.message} (in {_shown(text)})", field=what)
+
+
+#: What else compiling can raise: the parser or Python's compiler going too deep, a number
+#: literal too long to read (and, as a TemplateError, a budget limit on nesting).
+_COMPILE_LIMITS = (RecursionError, MemoryError, SyntaxError, ValueError)
+
+
+def _limit_error(what: str, text: str, exc: BaseException) -> ExpressionError:
+    if isinstance(exc, jinja2.TemplateError):
+        message = str(exc)
+    elif isinstance(exc, ValueError):
+        message = "a number in it is too long" if "digits" in str(exc) else str(exc)
+    elif isinstance(exc, MemoryError):
+        message = "the expression is too large to compile"
+    else:  # RecursionError, or SyntaxError from Python's compiler: too many nested blocks
+        message = "the expression is nested too deeply"
+    return ExpressionError(f"{message} (in {_shown(text)})", field=what)
+
+
+@contextmanager
+def _compiling(what: str, text: str) -> Iterator[None]:
+    """Compile under a budget too, and report any failure as an ExpressionError."""
+    if len(text) > MAX_TEXT:
+        message = f"the expression is too long ({len(text)} characters, at most {MAX_TEXT})"
+        raise ExpressionError(message, field=what)
+    token = budget_start()
+    try:
+        yield
+    except jinja2.TemplateSyntaxError as exc:
+        raise _compile_error(what, text, exc) from None
+    except (jinja2.TemplateError, *_COMPILE_LIMITS) as exc:
+        raise _limit_error(what, text, exc) from None
+    finally:
+        budget_stop(token)
+
+
+#: What evaluating an expression on a row can raise; each is that row's error.
+_ROW_ERRORS = (
+    jinja2.TemplateError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+    AttributeError,  # a filter given the wrong kind of value: `givenname|dictsort`
+)
+
+
+def _evaluation_error(what: str, exc: Exception) -> RowError:
+    if isinstance(exc, jinja2.UndefinedError):
+        return RowError(str(exc.message), field=what)
+    if isinstance(exc, RecursionError):
+        return RowError("the expression is nested too deeply", field=what)
+    if isinstance(exc, MemoryError):
+        return RowError("the expression needs too much memory", field=what)
+    return RowError(str(exc), field=what)
 
 
 def _field_of(node: nodes.Node) -> str | None:
@@ -144,8 +266,17 @@ def _field_of(node: nodes.Node) -> str | None:
     return None
 
 
+def _undeclared(ast: nodes.Template) -> set[str]:
+    """meta.find_undeclared_variables without its constant folding, which would run parts
+    of the expression (and can fail on them) while compiling."""
+    codegen = meta.TrackingCodeGenerator(ast.environment)  # type: ignore[arg-type]
+    codegen.optimizer = None
+    codegen.visit(ast)
+    return codegen.undeclared_identifiers
+
+
 def _referenced_fields(ast: nodes.Template) -> set[str]:
-    names = set(meta.find_undeclared_variables(ast)) - {ROW_NAME}
+    names = _undeclared(ast) - {ROW_NAME}
     for node in ast.find_all(nodes.Getitem):
         field_name = _field_of(node)
         if field_name is not None:
@@ -206,7 +337,7 @@ def _fast_expr(node: nodes.Node) -> Value | None:
         and node.dyn_kwargs is None
     ):
         inner = _fast_expr(node.node)
-        func = _ENV.filters.get(node.name)
+        func = _PLAIN_FILTERS.get(node.name)
         if inner is None or func is None or getattr(func, "jinja_pass_arg", None) is not None:
             return None
         return lambda row: func(inner(row))
@@ -273,12 +404,12 @@ def _render_field(variable: str, field_name: str) -> Part:
 
 def compile_variable(name: str, text: str) -> Expression:
     """Compile one variable template; a syntax error names the variable."""
-    try:
+    with _compiling(name, text):
         ast = _ENV.parse(text)
+        loop_charge = guard(ast)
+        ast.set_environment(_ENV)
+        fields = _referenced_fields(ast)
         template = _ENV.from_string(ast)
-    except jinja2.TemplateSyntaxError as exc:
-        raise _compile_error(name, text, exc) from None
-    fields = _referenced_fields(ast)
     plain = _plain_field(ast)
     if plain is not None:
         return Expression(name, text, fields, _render_field(name, plain))
@@ -297,12 +428,16 @@ def compile_variable(name: str, text: str) -> Expression:
         return Expression(name, text, fields, render_fast)
 
     def render(row: Mapping[str, Any]) -> str:
+        token = budget_start(loop_charge)
         try:
-            return template.render({**row, ROW_NAME: row})
-        except jinja2.UndefinedError as exc:
-            raise RowError(str(exc.message), field=name) from None
-        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as e:
-            raise RowError(str(e), field=name) from None
+            out = template.render({**row, ROW_NAME: row})
+        except (*_ROW_ERRORS, RecursionError, MemoryError) as exc:
+            raise _evaluation_error(name, exc) from None
+        finally:
+            budget_stop(token)
+        if len(out) > MAX_SIZE:
+            raise RowError(str(too_large()), field=name)
+        return out
 
     return Expression(name, text, fields, render)
 
@@ -312,20 +447,30 @@ def compile_prefilter(text: str) -> Expression | None:
     if not text or not text.strip():
         return None
     source = text.strip()
-    try:
-        ast = _ENV.parse("{{ (" + source + ") }}")
-        evaluate = _ENV.compile_expression(source, undefined_to_none=False)
-    except jinja2.TemplateSyntaxError as exc:
-        raise _compile_error("pre-filter", source, exc) from None
-    fields = _referenced_fields(ast)
+    with _compiling("pre-filter", source):
+        parser = Parser(_ENV, source, state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            lineno = parser.stream.current.lineno
+            raise jinja2.TemplateSyntaxError("chunk after expression", lineno, None, None)
+        # What Environment.compile_expression builds, checked and rewritten for the budget.
+        assign = nodes.Assign(nodes.Name("result", "store"), expr)
+        tree = nodes.Template([assign], lineno=1)
+        loop_charge = guard(tree)  # rewrites assign.node
+        tree.set_environment(_ENV)
+        output = nodes.Template([nodes.Output([assign.node])])
+        output.set_environment(_ENV)
+        fields = _referenced_fields(output)
+        evaluate = TemplateExpression(_ENV.from_string(tree), undefined_to_none=False)
 
     def render(row: Mapping[str, Any]) -> str:
+        token = budget_start(loop_charge)
         try:
             return "1" if evaluate({**row, ROW_NAME: row}) else ""
-        except jinja2.UndefinedError as exc:
-            raise RowError(str(exc.message), field="pre-filter") from None
-        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as e:
-            raise RowError(str(e), field="pre-filter") from None
+        except (*_ROW_ERRORS, RecursionError, MemoryError) as exc:
+            raise _evaluation_error("pre-filter", exc) from None
+        finally:
+            budget_stop(token)
 
     return Expression("pre-filter", source, fields, render)
 
