@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import signal
 import sys
-from types import FrameType
 
 from pbx_connector.errors import Interrupted
+from pbx_connector.interrupts import on_signal
 
 EXIT_INTERRUPTED = 130
 _MESSAGE = "error: interrupted; a run in progress was stopped and changed nothing\n"
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted
-
-
 def main() -> None:
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         from pbx_connector.cli.base import main as cli_main
 

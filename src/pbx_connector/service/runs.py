@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from pbx_connector import interrupts
 from pbx_connector.errors import NotFoundError, UsageError
 from pbx_connector.models.base import Page
 from pbx_connector.models.runs import RunReport
@@ -48,19 +49,23 @@ class RunsService:
     ) -> RunReport:
         """Run a profile now. A run refused because another holds the profile is
         recorded as failed and returned like any other."""
-        run_id = self._guard(
-            lambda: runner.request_run(
-                self.app.engine, name, dry_run=dry_run, force=force, trigger=trigger
+        with interrupts.deferred():
+            run_id = self._guard(
+                lambda: runner.request_run(
+                    self.app.engine, name, dry_run=dry_run, force=force, trigger=trigger
+                )
             )
-        )
         try:
-            return self.execute(run_id, progress)
+            interrupts.check()
+            report = self.execute(run_id, progress)
         except BaseException:
             # Stopped (Ctrl-C) before the run started: it must not stay queued.
             run_store.abandon_queued(
                 self.app.engine, run_id, "interrupted, nothing changed: stopped before it began"
             )
             raise
+        interrupts.dropped_while_finishing()
+        return report
 
     def request(
         self, name: str, *, dry_run: bool = False, force: bool = False, trigger: str = "api"
@@ -81,7 +86,8 @@ class RunsService:
 
     def execute(self, run_id: int, progress: Progress | None = None) -> RunReport:
         """Carry out a queued run and return its report."""
-        report = self._guard(lambda: runner.execute_run(self.app.engine, run_id, progress))
+        with interrupts.deferred():
+            report = self._guard(lambda: runner.execute_run(self.app.engine, run_id, progress))
         return self._model(report)
 
     def get(self, run_id: int) -> RunReport:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from pbx_connector import interrupts
 from pbx_connector.authentication import settings_from_profile
 from pbx_connector.domain.phone import PhoneNormaliser
 from pbx_connector.domain.targets import TARGETS
@@ -211,11 +212,13 @@ def _tracked(progress: Progress, keeper: runs.LeaseKeeper) -> Progress:
     """The caller's progress callbacks, plus the run's progress in the store."""
 
     def reading(n: int) -> None:
+        interrupts.check()
         keeper.report("reading", n, None)
         if progress.reading is not None:
             progress.reading(n)
 
     def writing(done: int, total: int) -> None:
+        interrupts.check()
         keeper.report("writing", done, total)
         if progress.writing is not None:
             progress.writing(done, total)
