@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from pbx_connector.api import errors
-from pbx_connector.api.routes import runs, tokens
+from pbx_connector.api.routes import auth, profiles, records, runs, tokens
 from pbx_connector.service import App
 from pbx_connector.service.executor import RunExecutor
 
@@ -45,7 +45,7 @@ def create_api(core: App) -> FastAPI:
     api.state.executor = executor
     errors.install(api)
     v1 = APIRouter(prefix=PREFIX)
-    for module in (runs, tokens):
+    for module in (profiles, runs, records, auth, tokens):
         v1.include_router(module.router)
     api.include_router(v1)
     return api
