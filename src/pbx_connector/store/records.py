@@ -265,6 +265,21 @@ def iter_own_index(
         yield r.origin_key, r.id, r.content_hash
 
 
+def reserved_roles(
+    conn: Connection, profile_id: int, reserved: frozenset[str]
+) -> dict[int, list[str]]:
+    """record id → the reserved roles (admin, viewer) of the users this profile imported
+    that hold one: given by hand, an import must keep them."""
+    users = RECORD_TABLES["users"]
+    query = select(users.c.id, users.c.roles).where(users.c.origin_profile_id == profile_id)
+    out: dict[int, list[str]] = {}
+    for r in conn.execute(query):
+        kept = sorted(set(r.roles or []) & reserved)
+        if kept:
+            out[r.id] = kept
+    return out
+
+
 def own_identities(
     conn: Connection, target: str, profile_id: int
 ) -> dict[str, tuple[int, list[Identity]]]:

@@ -40,6 +40,9 @@ Action = Literal["create", "update", "delete", "conflict", "invalid"]
 
 #: How many changes, errors and warnings a plan keeps for display; counts are always exact.
 SHOWN = 1000
+#: Roles that only an administrator gives, by hand: an import may neither grant nor
+#: remove them (they open the API and the admin pages).
+RESERVED_ROLES = frozenset({"admin", "viewer"})
 #: Identities that must stay unique among the records this profile owns, too.
 _TRACK_OWN = ("users", "speeddials")
 
@@ -348,6 +351,10 @@ def _fill(
     hasher = Hasher(pin.hash_key, pin.fingerprint, managed)
     extension_digits = parse_extension_digits(pin.settings.get("extension_digits", ""))
     secret_names = tuple(n for n in spec.secret_fields if n in managed)
+    manages_roles = pin.target == "users" and "roles" in managed
+    kept_roles = (
+        store.reserved_roles(conn, pin.profile_id, RESERVED_ROLES) if manages_roles else {}
+    )
     mapper = pin.mapper
     # Rows that failed before their key was known: their records cannot be told apart
     # from records that left the source, so a mirror run then deletes nothing.
@@ -431,12 +438,27 @@ def _fill(
                 key=show_key(key),
             )
             continue
+        if manages_roles:
+            granted = RESERVED_ROLES.intersection(clean.values.get("roles") or ())
+            if granted:
+                plan.error(
+                    "invalid",
+                    line,
+                    "roles",
+                    f"an import may not grant the role {sorted(granted)[0]!r}: an "
+                    "administrator gives it by hand",
+                    key=show_key(key),
+                )
+                continue
         for name, message in clean.warnings:
             plan.warn(line, name, message)
         action: Literal["create", "update"] = "update" if rid else "create"
-        values = clean.values
+        written: dict[str, Any] = clean.values
+        if rid in kept_roles and "roles" in written:
+            # Roles given by hand stay: the import manages the others.
+            written = {**written, "roles": sorted({*written["roles"], *kept_roles[rid]})}
         if secret_names:
-            values = _without_plain_secrets(values, secret_names, pin.secrets)
+            written = _without_plain_secrets(written, secret_names, pin.secrets)
         write = Write(
             action,
             plan.spool.count,
@@ -444,7 +466,7 @@ def _fill(
             line,
             label,
             rid or None,
-            values,
+            written,
             clean.e164,
             content_hash,
         )
