@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pbx_connector.domain.phone import is_valid_region
@@ -24,19 +24,6 @@ EXPORT_FORMAT = "pbx-connector-profile"
 #: An export is a few KiB; anything much larger is not one.
 MAX_EXPORT_SIZE = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-def parse_assignments(items: Iterable[str], what: str = "KEY=VALUE") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"{item!r} is not {what}")
-        k, v = item.split("=", 1)
-        k = k.strip()
-        if not k:
-            raise UsageError(f"{item!r} has no name before '='")
-        out[k] = v
-    return out
 
 
 def new_profile(

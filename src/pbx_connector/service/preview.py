@@ -26,7 +26,7 @@ from pbx_connector.models.profiles import (
 from pbx_connector.sources.base import Source, SourceRow
 from pbx_connector.sources.registry import open_source
 from pbx_connector.store.profiles import Profile
-from pbx_connector.sync.runner import configures_authentication
+from pbx_connector.sync.runner import configures_authentication, normaliser_for
 
 #: A preview is for reading on a screen; more rows than this belong in a run.
 MAX_PREVIEW_ROWS = 10_000
@@ -147,17 +147,6 @@ def _compile(
     return _Compiled(compiled, compiled_prefilter, errors)
 
 
-def _normaliser(profile: Profile, instance: Mapping[str, str]) -> PhoneNormaliser:
-    """Numbers are judged as a run judges them: the profile's region and prefix, else the
-    instance's."""
-    region = profile.settings.get("region") or instance["default_region"]
-    prefix = profile.settings.get("outside_line_prefix") or instance["outside_line_prefix"]
-    try:
-        return PhoneNormaliser(region, prefix)
-    except ValueError as exc:
-        raise ConfigError(str(exc), field="region") from None
-
-
 @dataclass
 class _Judge:
     """Checks one field's value as a run's validation would, on its own."""
@@ -232,7 +221,7 @@ def evaluate(
     compiled = _compile(spec, chosen, prefilter_text, configures_authentication(profile))
     judge = _Judge(
         spec,
-        _normaliser(profile, instance),
+        normaliser_for(profile, instance),
         parse_extension_digits(profile.settings.get("extension_digits", "")),
     )
     used: set[str] = set()

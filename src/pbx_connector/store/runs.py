@@ -55,7 +55,8 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="seconds")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with this id exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -68,7 +69,7 @@ def _pid_alive(pid: int) -> bool:
 def lock_is_live(held: Any, now: datetime | None = None) -> bool:
     """Whether the process holding a lock may still be working."""
     now = now or _now()
-    if held.host == socket.gethostname() and not _pid_alive(held.pid):
+    if held.host == socket.gethostname() and not pid_alive(held.pid):
         return False
     expires = _aware(held.expires_at) or (_aware(held.acquired_at) or now) + LEASE
     return expires > now

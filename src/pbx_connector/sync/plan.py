@@ -34,6 +34,7 @@ from pbx_connector.mapping import RowMapper
 from pbx_connector.sources.base import RowValue, Source
 from pbx_connector.store import records as store
 from pbx_connector.store.db import private_dir
+from pbx_connector.store.runs import pid_alive
 from pbx_connector.sync.keyindex import KeyIndex, fingerprint
 
 Action = Literal["create", "update", "delete", "conflict", "invalid"]
@@ -120,7 +121,7 @@ def remove_stale_spools() -> int:
         rest = path.name[len("plan-") :]
         spool_host = rest.rpartition("-")[0]  # after the last "-": the random part
         spool_host, _, pid_text = spool_host.rpartition("-")
-        if spool_host != host or not pid_text.isdigit() or _pid_alive(int(pid_text)):
+        if spool_host != host or not pid_text.isdigit() or pid_alive(int(pid_text)):
             continue
         try:
             path.unlink()
@@ -128,16 +129,6 @@ def remove_stale_spools() -> int:
         except FileNotFoundError:
             pass
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 class Spool:
@@ -352,9 +343,7 @@ def _fill(
     extension_digits = parse_extension_digits(pin.settings.get("extension_digits", ""))
     secret_names = tuple(n for n in spec.secret_fields if n in managed)
     manages_roles = pin.target == "users" and "roles" in managed
-    kept_roles = (
-        store.reserved_roles(conn, pin.profile_id, RESERVED_ROLES) if manages_roles else {}
-    )
+    kept_roles = store.reserved_roles(conn, pin.profile_id, RESERVED_ROLES) if manages_roles else {}
     mapper = pin.mapper
     # Rows that failed before their key was known: their records cannot be told apart
     # from records that left the source, so a mirror run then deletes nothing.

@@ -5,7 +5,7 @@ A run that fails or is aborted changes no record; every run, dry or not, is reco
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -85,7 +85,9 @@ def check_profile(profile: Profile, mapper: RowMapper, source: Source) -> None:
             )
 
 
-def _normaliser(profile: Profile, instance: dict[str, str]) -> PhoneNormaliser:
+def normaliser_for(profile: Profile, instance: Mapping[str, str]) -> PhoneNormaliser:
+    """The phone-number rules of a profile: its own region and prefix, else the
+    instance's."""
     region = profile.settings.get("region") or instance["default_region"]
     prefix = profile.settings.get("outside_line_prefix") or instance["outside_line_prefix"]
     try:
@@ -244,7 +246,7 @@ def _plan(
         profile.source, profile.settings, profile.secrets, sorted(mapper.fields_used())
     )
     check_profile(profile, mapper, source)
-    normaliser = _normaliser(profile, instance)
+    normaliser = normaliser_for(profile, instance)
     plan_input = PlanInput(
         profile_id=profile.id,
         target=profile.target,
