@@ -46,10 +46,10 @@ class PbxConnectorError(Exception):
 
 
 class UsageError(PbxConnectorError):
-    """The user asked for something that cannot be done as asked."""
+    """The user asked for something that cannot be done as asked (HTTP: invalid input)."""
 
     exit_code = 2
-    http_status = 400
+    http_status = 422
 
 
 class NotFoundError(UsageError):
