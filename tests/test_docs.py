@@ -75,7 +75,7 @@ def test_json_examples_of_the_api_docs_validate() -> None:
     assert progress
     for b in progress:
         RunProgress.model_validate(b)
-    inline = re.findall(r"`(\{\"username\".*?\})`", text)
+    inline = re.findall(r"`(\{\"username\": \"\w+\", \"role\".*?\})`", text)
     assert inline
     for b in inline:
         Principal.model_validate(json.loads(b))

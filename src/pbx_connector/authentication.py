@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -132,7 +133,7 @@ def authenticate(
 
     # One spelling for every username (NFKC, case-folded), as the store keeps them: a
     # look-alike name matches no user, because the store refuses to hold one.
-    name = fold_username(username.strip())
+    name = _storable(fold_username(username.strip()))
     # The store holds UTC (SQLite compares the text of the timestamps).
     now = clock().astimezone(UTC)
     with auth_store.store_errors():
@@ -376,6 +377,21 @@ def _remember(
 
 
 # --- the directory ------------------------------------------------------------------------
+
+
+#: No username the store holds has these, and PostgreSQL cannot even compare with NUL.
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+#: The longest username the audit log and the lockouts keep.
+_MAX_NAME = 255
+
+
+def _storable(name: str) -> str:
+    """A username as the audit log and the lockout can keep it. A name with a control
+    character, or longer than any stored username, matches no user: it is rejected as
+    unknown, like any other, and logged with the unstorable parts replaced."""
+    if len(name) <= _MAX_NAME and not _UNSTORABLE.search(name):
+        return name
+    return _UNSTORABLE.sub("\ufffd", name)[:_MAX_NAME]
 
 
 def connection_settings(cfg: AuthSettings) -> LdapSettings:

@@ -118,9 +118,9 @@ def test_settings_round_trip_with_a_write_only_password_and_every_refusal(
         _error(admin.post(TEST, json=bad_test), 422, "settings.timeout")
         bad_test["settings"] = {"uri": "ldap://127.0.0.1:1", "verify": "maybe"}
         _error(admin.post(TEST, json=bad_test), 422, "settings.verify")
-        _error(admin.get(LOG, params={"limit": 0}), 422, "query.limit")
-        _error(admin.get(LOG, params={"limit": 1001}), 422, "query.limit")
-        _error(admin.get(LOG, params={"offset": -1}), 422, "query.offset")
+        _error(admin.get(LOG, params={"limit": 0}), 422, "limit")
+        _error(admin.get(LOG, params={"limit": 1001}), 422, "limit")
+        _error(admin.get(LOG, params={"offset": -1}), 422, "offset")
 
         created = admin.post("/api/v1/tokens", json={"name": "wallboard", "role": "viewer"})
         viewer_token = created.json()["token"]

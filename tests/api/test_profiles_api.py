@@ -152,9 +152,9 @@ def test_profiles_crud_list_and_statuses(server: Server, tmp_path: Path) -> None
         page = _ok(admin.get(PROFILES, params={"limit": 1, "offset": 1}))
         assert page["total"] == 3 and [p["name"] for p in page["items"]] == ["office"]
         assert _ok(admin.get(PROFILES, params={"search": "phonebook", "limit": 1}))["total"] == 2
-        _error(admin.get(PROFILES, params={"order": "mode"}), 422, "query.order")
-        _error(admin.get(PROFILES, params={"limit": 5000}), 422, "query.limit")
-        _error(admin.get(PROFILES, params={"offset": -1}), 422, "query.offset")
+        _error(admin.get(PROFILES, params={"order": "mode"}), 422, "order")
+        _error(admin.get(PROFILES, params={"limit": 5000}), 422, "limit")
+        _error(admin.get(PROFILES, params={"offset": -1}), 422, "offset")
 
         change = {"mode": "mirror", "settings": {"max_delete": "20", "region": "AT"}}
         changed = _ok(admin.patch(f"{PROFILES}/office", json=change))
@@ -303,7 +303,7 @@ def test_variables_prefilter_preview_and_evaluate(server: Server, tmp_path: Path
         assert preview["fields"] == PHONEBOOK_HEADER and preview["source"] == str(pb)
         assert [r["displayname"] for r in preview["rows"]] == ["Entry 0", "Entry 1", "Entry 2"]
         assert len(_ok(admin.get(f"{url}/preview"))["rows"]) == 10
-        _error(admin.get(f"{url}/preview", params={"limit": 0}), 422, "query.limit")
+        _error(admin.get(f"{url}/preview", params={"limit": 0}), 422, "limit")
         _error(admin.get(f"{PROFILES}/nope/preview"), 404)
 
         unsaved = {

@@ -87,7 +87,8 @@ def install(api: FastAPI) -> None:
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
-                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or None,
+                # ("query", "limit") -> "limit": the field as the caller named it.
+                "field": ".".join(str(p) for p in e.get("loc", ())[1:]) or None,
                 "line": None,
                 "message": str(e.get("msg", "invalid")),
             }

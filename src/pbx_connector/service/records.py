@@ -306,7 +306,7 @@ def _resolve(conn: Connection, target: str, ref: int | str) -> int:
         if int(ref) > MAX_INT:
             raise NotFoundError(f"no {label} {ref}")
         return int(ref)
-    if target == "users":
+    if target == "users" and not _UNSTORABLE.search(ref):  # no store holds such a name
         found = record_queries.user_id_by_username(conn, ref)
         if found is not None:
             return found

@@ -170,10 +170,17 @@ def _number(name: str, value: str) -> str:
     return value
 
 
+#: Characters no setting may hold (and PostgreSQL cannot store: NUL).
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+
+
 def validate(name: str, value: str) -> str:
     if name not in AUTH_SETTINGS:
         known = ", ".join(AUTH_SETTINGS)
         raise ConfigError(f"unknown authentication setting {name!r}; settings: {known}", field=name)
+    if _UNSTORABLE.search(value):
+        # A control character or NUL: no store keeps it (PostgreSQL refuses NUL).
+        raise ConfigError(f"{name} holds a control character", field=name)
     if name in SECRETS:
         return value  # a password is kept as given: spaces may be part of it
     value = value.strip()
@@ -189,7 +196,10 @@ def validate(name: str, value: str) -> str:
             field=name,
         )
     if name == "user_filter" and value:
-        check_filter(value)
+        try:
+            check_filter(value)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, field=name) from None
     if name in NUMBERS:
         _number(name, value)
     return value
