@@ -13,6 +13,7 @@ APT_PACKAGES=(
   postgresql python3-venv
   slapd ldap-utils samba samba-ad-dc samba-ad-provision smbclient winbind krb5-user
   libldap2-dev libsasl2-dev gcc python3-dev
+  chromium
 )
 
 apt_install_missing "${APT_PACKAGES[@]}"

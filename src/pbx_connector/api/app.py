@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from pbx_connector import web
 from pbx_connector.api import errors
 from pbx_connector.api.routes import auth, profiles, records, runs, tokens
 from pbx_connector.service import App
@@ -48,4 +49,5 @@ def create_api(core: App) -> FastAPI:
     for module in (profiles, runs, records, auth, tokens):
         v1.include_router(module.router)
     api.include_router(v1)
+    web.install(api)
     return api

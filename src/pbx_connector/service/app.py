@@ -36,6 +36,7 @@ class App:
         from pbx_connector.service.profiles import ProfilesService
         from pbx_connector.service.records import RecordsService
         from pbx_connector.service.runs import RunsService
+        from pbx_connector.service.sessions import SessionsService
         from pbx_connector.service.tokens import TokensService
 
         self.engine = engine
@@ -45,6 +46,7 @@ class App:
         self.records = RecordsService(self)
         self.auth = AuthService(self)
         self.tokens = TokensService(self)
+        self.sessions = SessionsService(self)
 
     @classmethod
     def open(cls, url: str | None = None) -> App:

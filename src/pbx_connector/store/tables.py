@@ -213,3 +213,17 @@ api_tokens = Table(
     Column("last_used_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
+
+#: Signed-in sessions of the admin pages: only a hash of each session id is kept (the id
+#: lives in the browser's cookie), with the CSRF token its forms must send back.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("session_hash", String(64), nullable=False, unique=True),
+    Column("username", String(255), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Index("ix_web_sessions_username", "username"),
+)

@@ -1,0 +1,20 @@
+"""The web admin pages: server-rendered HTML (Jinja2) with htmx, no build step and
+nothing loaded from another site. `install` adds them to the application `serve` runs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from pbx_connector.web.assets import HTMX_SHA256, HTMX_VERSION, STATIC_DIR
+from pbx_connector.web.pages import router
+from pbx_connector.web.security import SecurityHeaders
+
+__all__ = ["HTMX_SHA256", "HTMX_VERSION", "install", "router"]
+
+
+def install(api: FastAPI) -> None:
+    """The pages at `/`, their files at `/static`, security headers on every response."""
+    api.include_router(router)
+    api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    api.add_middleware(SecurityHeaders)
