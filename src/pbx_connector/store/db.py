@@ -223,7 +223,9 @@ def upgrade(engine: Engine) -> bool:
 
 def check_schema(engine: Engine) -> list[str]:
     """What the store lacks of the schema this version expects: tables, columns,
-    indexes (a kill during a schema change, a hand edit). Empty when intact."""
+    indexes, search indexes (a kill during a schema change, a hand edit). Empty when
+    intact."""
+    from pbx_connector.store.search import missing_search_index
     from pbx_connector.store.tables import metadata
 
     problems: list[str] = []
@@ -247,14 +249,17 @@ def check_schema(engine: Engine) -> list[str]:
                 problems += [
                     f"index {ix.name} is missing" for ix in table.indexes if ix.name not in indexes
                 ]
+            if not any(p.startswith(("table ", "column ")) for p in problems):
+                problems += missing_search_index(conn)
     except SQLAlchemyError as exc:
         raise store_error(exc, str(engine.url)) from None
     return problems
 
 
 def repair_schema(engine: Engine) -> list[str]:
-    """Create what `check_schema` finds missing and can be made again (tables, indexes).
-    Returns what was repaired; raises StoreError for what cannot be."""
+    """Create what `check_schema` finds missing and can be made again (tables, indexes,
+    search indexes). Returns what was repaired; raises StoreError for what cannot be."""
+    from pbx_connector.store.search import repair_search_index
     from pbx_connector.store.tables import metadata
 
     problems = check_schema(engine)
@@ -274,6 +279,7 @@ def repair_schema(engine: Engine) -> list[str]:
                 for ix in table.indexes:
                     if ix.name not in present:
                         ix.create(conn)
+            repair_search_index(conn)
     except SQLAlchemyError as exc:
         raise store_error(exc, str(engine.url)) from None
     return problems

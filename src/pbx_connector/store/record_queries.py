@@ -11,10 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Connection, Select, String, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, String, func, select
 
+from pbx_connector.domain.search import fold
 from pbx_connector.domain.targets import TARGETS
 from pbx_connector.domain.usernames import fold_username
+from pbx_connector.store import search as search_index
 from pbx_connector.store.records import profile_names, public_record, table_for
 from pbx_connector.store.tables import RECORD_TABLES
 
@@ -27,9 +29,9 @@ _NUMBER = re.compile(r"\+?[0-9]+")
 
 @dataclass(frozen=True)
 class RecordFilter:
-    """Which records a list shows. `search` is matched case-insensitively (ASCII letters,
-    as both stores' `lower()` fold them) inside every searched field; `owner` is a
-    phonebook's owner, '' for the global phonebook."""
+    """Which records a list shows. `search` is matched inside the searched fields,
+    regardless of case and accents; `owner` is a phonebook's owner, '' for the global
+    phonebook."""
 
     search: str | None = None
     owner: str | None = None
@@ -55,7 +57,7 @@ def find_records(
 ) -> list[dict[str, Any]]:
     """One page of records, each as `store.records.public_record` shows it."""
     table = table_for(target)
-    query = _filtered(select(table), target, where).order_by(*_order_by(target, order))
+    query = _filtered(conn, select(table), target, where).order_by(*_order_by(target, order))
     if limit is not None:
         query = query.limit(limit)
     if offset:
@@ -67,7 +69,7 @@ def find_records(
 
 def count_records(conn: Connection, target: str, where: RecordFilter) -> int:
     """How many records the filter matches, whatever the page."""
-    query = _filtered(select(func.count()).select_from(table_for(target)), target, where)
+    query = _filtered(conn, select(func.count()).select_from(table_for(target)), target, where)
     return int(conn.execute(query).scalar_one())
 
 
@@ -79,7 +81,9 @@ def user_id_by_username(conn: Connection, username: str) -> int | None:
     return None if found is None else int(found)
 
 
-def _filtered(query: Select[Any], target: str, where: RecordFilter) -> Select[Any]:
+def _filtered(
+    conn: Connection, query: Select[Any], target: str, where: RecordFilter
+) -> Select[Any]:
     table = table_for(target)
     if where.owner is not None and target == "phonebook":
         owner = table.c.owner
@@ -87,29 +91,20 @@ def _filtered(query: Select[Any], target: str, where: RecordFilter) -> Select[An
             owner.is_(None) if where.owner == "" else owner == fold_username(where.owner)
         )
     if where.search:
-        query = query.where(_matches(target, where.search))
+        query = query.where(_matches(conn, target, where.search))
     return query
 
 
-def _matches(target: str, search: str) -> ColumnElement[bool]:
-    """The search term inside any searched field; a term that looks like a number also
-    matches the E.164 forms by its digits, so `0991 123` finds `+49 991 12345`."""
-    table = table_for(target)
-    spec = TARGETS[target]
-    term = search.lower()
-    text_columns: list[Column[Any]] = []
-    e164_columns: list[Column[Any]] = []
-    for f in spec.fields:
-        if f.kind not in _SEARCHED_KINDS or f.multiline:
-            continue
-        text_columns.append(table.c[f.name])
-        if f.kind == "phone":
-            e164_columns.append(table.c[f"{f.name}_e164"])
-    conditions = [func.lower(c).contains(term, autoescape=True) for c in text_columns]
+def _matches(conn: Connection, target: str, search: str) -> ColumnElement[bool]:
+    """The search term inside a record's folded search text (through the trigram index,
+    see `store.search`): case and accents do not matter, `mül` finds `Jürgen Müller`. A
+    term that looks like a number also matches the E.164 forms by its digits, so
+    `0991 123` finds `+49 991 12345`."""
+    terms = [fold(search)]
     digits = _number_fragment(search)
-    if digits is not None:
-        conditions += [c.contains(digits, autoescape=True) for c in e164_columns]
-    return or_(*conditions)
+    if digits is not None and digits not in terms:
+        terms.append(digits)
+    return search_index.matches(conn, table_for(target), terms)
 
 
 def _number_fragment(search: str) -> str | None:

@@ -11,10 +11,12 @@ from sqlalchemy.exc import IntegrityError
 
 from pbx_connector.domain.identity import Identity, identities
 from pbx_connector.domain.passwords import hash_secret
+from pbx_connector.domain.search import search_text
 from pbx_connector.domain.targets import ADMIN_USERNAME, TARGETS, CleanRecord, TargetSpec
 from pbx_connector.domain.usernames import fold_username, username_skeleton
 from pbx_connector.errors import ConflictError, NotFoundError, ProtectedRecordError, UsageError
 from pbx_connector.store.bulk import insert_rows
+from pbx_connector.store.search import index_new, refresh_search_text
 from pbx_connector.store.tables import RECORD_TABLES, column_names, profiles
 
 #: A row as SQLAlchemy returns it (`RowMapping` is keyed by names or columns).
@@ -196,6 +198,7 @@ def insert_record(conn: Connection, target: str, clean: CleanRecord) -> int:
         check_owner(conn, clean.values.get("owner") or "")
     now = datetime.now(UTC)
     row = to_columns(spec, clean)
+    row["search_text"] = search_text(spec, clean.values, clean.e164)
     if target == "users":
         row["builtin"] = False
     try:
@@ -205,7 +208,9 @@ def insert_record(conn: Connection, target: str, clean: CleanRecord) -> int:
     except IntegrityError as exc:
         raise _clash(exc, target, row) from None
     assert result.inserted_primary_key is not None
-    return int(result.inserted_primary_key[0])
+    new_id = int(result.inserted_primary_key[0])
+    index_new(conn, table_for(target), new_id - 1)
+    return new_id
 
 
 def update_record(conn: Connection, target: str, record_id: int, clean: CleanRecord) -> None:
@@ -234,6 +239,7 @@ def update_record(conn: Connection, target: str, record_id: int, clean: CleanRec
         )
     except IntegrityError as exc:
         raise _clash(exc, target, row) from None
+    refresh_search_text(conn, target, [record_id])
 
 
 def delete_record(conn: Connection, target: str, record_id: int) -> None:

@@ -136,6 +136,9 @@ def _origin_columns() -> list[Column]:  # type: ignore[type-arg]
         Column("content_hash", String(64), nullable=True),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
+        # The folded text the record is found by (domain.search); a trigram index over it
+        # is made by store.search, outside this metadata.
+        Column("search_text", Text, nullable=False, default=""),
     ]
 
 

@@ -13,8 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
+from pbx_connector.domain.search import search_text
 from pbx_connector.domain.targets import TARGETS, CleanRecord, TargetSpec
 from pbx_connector.store import records as store
+from pbx_connector.store.search import index_new, last_id, refresh_search_text
 from pbx_connector.sync.plan import NOT_SPOOLED, Hashed, Plan, Write
 
 BATCH = 1000
@@ -33,7 +35,12 @@ def apply_plan(
     store.delete_many(conn, plan.target, plan.deletes)
     _park_unique_values(conn, plan)
 
+    table = store.table_for(plan.target)
+    # Ids of the records created here are higher (deletes are done): they are added to
+    # the search index in one statement at the end.
+    before = last_id(conn, table)
     creates: list[dict[str, Any]] = []
+    updated: list[int] = []
     updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     done = 0
     for write in plan.spool:
@@ -44,6 +51,7 @@ def apply_plan(
         columns["updated_at"] = now
         if write.action == "create":
             columns.update(origin_profile_id=profile_id, origin_key=write.key, created_at=now)
+            columns["search_text"] = search_text(spec, write.values, write.e164)
             if plan.target == "users":
                 columns["builtin"] = False
             creates.append(columns)
@@ -52,6 +60,7 @@ def apply_plan(
                 creates = []
         else:
             columns["_id"] = write.record_id
+            updated.append(write.record_id or 0)
             group = updates.setdefault(tuple(sorted(columns)), [])
             group.append(columns)
             if len(group) >= BATCH:
@@ -62,7 +71,12 @@ def apply_plan(
             progress(done)
     for group in updates.values():
         store.update_many(conn, plan.target, group)
+    # An update writes only the fields the profile manages: the search text is made
+    # again from all that the record holds now.
+    refresh_search_text(conn, plan.target, updated)
     store.insert_many(conn, plan.target, creates)
+    if plan.counts["created"]:
+        index_new(conn, table, before)
     if progress is not None:
         progress(done)
 
