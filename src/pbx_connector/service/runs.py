@@ -50,17 +50,24 @@ class RunsService:
         """Run a profile now. A run refused because another holds the profile is
         recorded as failed and returned like any other."""
         with interrupts.deferred():
+            # Recorded as running with its lock in one transaction: a kill right after
+            # leaves a run that shows as interrupted, never one that stays queued.
             run_id = self._guard(
-                lambda: runner.request_run(
+                lambda: runner.begin_run(
                     self.app.engine, name, dry_run=dry_run, force=force, trigger=trigger
                 )
             )
         try:
             interrupts.check()
-            report = self.execute(run_id, progress)
+            with interrupts.deferred():
+                report = self._model(
+                    self._guard(
+                        lambda: runner.execute_run(self.app.engine, run_id, progress, started=True)
+                    )
+                )
         except BaseException:
-            # Stopped (Ctrl-C) before the run started: it must not stay queued.
-            run_store.abandon_queued(
+            # Stopped (Ctrl-C) before the run began its work.
+            run_store.abandon(
                 self.app.engine, run_id, "interrupted, nothing changed: stopped before it began"
             )
             raise

@@ -180,23 +180,10 @@ def start_run(engine: Engine, run_id: int) -> None:
         except IntegrityError:
             pass
         with engine.begin() as conn:
-            held = conn.execute(
-                select(run_locks).where(run_locks.c.profile_id == profile_id)
-            ).first()
+            held = _live_holder_after_takeover(conn, profile_id)
             if held is None:
                 continue
-            if not lock_is_live(held):
-                conn.execute(
-                    delete(run_locks).where(
-                        (run_locks.c.profile_id == profile_id) & (run_locks.c.run_id == held.run_id)
-                    )
-                )
-                _mark_interrupted(conn, held.run_id, _INTERRUPTED_MESSAGE)
-                continue
-            message = (
-                f"profile {profile_name!r} is already running (run {held.run_id}, "
-                f"process {held.pid} on {held.host}, since {_iso(held.acquired_at)})"
-            )
+            message = _running_message(profile_name, held)
             conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
@@ -211,16 +198,81 @@ def start_run(engine: Engine, run_id: int) -> None:
     raise RunLocked(f"profile {profile_name!r} is already running", run_id=run_id)
 
 
-def begin_run(
-    engine: Engine, profile_id: int, profile_name: str, *, dry_run: bool, trigger: str
-) -> int:
-    """Record a run and start it at once (see `start_run`). Returns its id."""
-    with engine.begin() as conn:
-        run_id = queue_run(
-            conn, profile_id, profile_name, dry_run=dry_run, force=False, trigger=trigger
+def _live_holder_after_takeover(conn: Connection, profile_id: int) -> Any | None:
+    """The lock of a live run of the profile; a stale one is removed (its run marked
+    interrupted) and None returned, so that the caller tries again."""
+    held = conn.execute(select(run_locks).where(run_locks.c.profile_id == profile_id)).first()
+    if held is None:
+        return None
+    if not lock_is_live(held):
+        conn.execute(
+            delete(run_locks).where(
+                (run_locks.c.profile_id == profile_id) & (run_locks.c.run_id == held.run_id)
+            )
         )
-    start_run(engine, run_id)
-    return run_id
+        _mark_interrupted(conn, held.run_id, _INTERRUPTED_MESSAGE)
+        return None
+    return held
+
+
+def _running_message(profile_name: str, held: Any) -> str:
+    return (
+        f"profile {profile_name!r} is already running (run {held.run_id}, "
+        f"process {held.pid} on {held.host}, since {_iso(held.acquired_at)})"
+    )
+
+
+def begin_run(
+    engine: Engine,
+    profile_id: int,
+    profile_name: str,
+    *,
+    dry_run: bool,
+    trigger: str,
+    force: bool = False,
+) -> int:
+    """Record a run as running and take its profile's lock, in one transaction: a
+    process killed at any moment leaves no run that is neither refused nor shown as
+    interrupted. A stale lock is taken over; when a live run holds the lock, this run is
+    recorded as failed and RunLocked raised."""
+    host, pid = socket.gethostname(), os.getpid()
+    for _ in range(3):
+        try:
+            with engine.begin() as conn:
+                run_id = _insert_run(
+                    conn, profile_id, profile_name, dry_run=dry_run, trigger=trigger, force=force
+                )
+                now = _now()
+                conn.execute(
+                    insert(run_locks).values(
+                        profile_id=profile_id,
+                        run_id=run_id,
+                        host=host,
+                        pid=pid,
+                        acquired_at=now,
+                        expires_at=now + LEASE,
+                    )
+                )
+            return run_id
+        except IntegrityError:
+            pass
+        with engine.begin() as conn:
+            held = _live_holder_after_takeover(conn, profile_id)
+            if held is None:
+                continue
+            message = _running_message(profile_name, held)
+            refused = _insert_run(
+                conn,
+                profile_id,
+                profile_name,
+                dry_run=dry_run,
+                trigger=trigger,
+                status="failed",
+                message=message,
+                force=force,
+            )
+        raise RunLocked(message, run_id=refused, running_run_id=held.run_id)
+    raise RunLocked(f"profile {profile_name!r} is already running")
 
 
 def end_run(
@@ -276,15 +328,18 @@ def abandon_run(engine: Engine, profile_id: int, run_id: int, message: str) -> N
         pass
 
 
-def abandon_queued(engine: Engine, run_id: int, message: str) -> None:
-    """Mark a run interrupted that was stopped before it started. Best effort."""
+def abandon(engine: Engine, run_id: int, message: str) -> None:
+    """Mark a run interrupted that was stopped before its work began (queued or
+    running), and release its lock. Best effort: an unreachable store lets the lock
+    expire by itself."""
     try:
         with engine.begin() as conn:
             conn.execute(
                 update(runs)
-                .where((runs.c.id == run_id) & (runs.c.status == QUEUED))
+                .where((runs.c.id == run_id) & runs.c.status.in_((QUEUED, RUNNING)))
                 .values(status=INTERRUPTED, message=message, finished_at=_now())
             )
+            conn.execute(delete(run_locks).where(run_locks.c.run_id == run_id))
     except SQLAlchemyError:
         pass
 

@@ -112,8 +112,26 @@ def run_profile(
     """Run a profile now and return its run report (also stored): `request_run` and
     `execute_run` in one go. A run refused because another holds the lock is recorded
     as failed, and its report returned."""
-    run_id = request_run(engine, name, dry_run=dry_run, force=force, trigger=trigger)
-    return execute_run(engine, run_id, progress)
+    run_id = begin_run(engine, name, dry_run=dry_run, force=force, trigger=trigger)
+    return execute_run(engine, run_id, progress, started=True)
+
+
+def begin_run(engine: Engine, name: str, *, dry_run: bool, force: bool, trigger: str) -> int:
+    """Record a run of a profile as running, with its lock, in one transaction (see
+    `store.runs.begin_run`). A run refused because another holds the lock is recorded as
+    failed: its id is returned all the same, and `execute_run(..., started=True)` then
+    only returns its report."""
+    with engine.connect() as conn:
+        profile = get_profile(conn, name)
+    assert profile.id is not None
+    try:
+        return runs.begin_run(
+            engine, profile.id, profile.name, dry_run=dry_run, trigger=trigger, force=force
+        )
+    except RunLocked as exc:
+        if exc.run_id is None:
+            raise
+        return exc.run_id
 
 
 def request_run(
@@ -141,7 +159,9 @@ def request_run(
         )
 
 
-def execute_run(engine: Engine, run_id: int, progress: Progress | None = None) -> dict[str, Any]:
+def execute_run(
+    engine: Engine, run_id: int, progress: Progress | None = None, *, started: bool = False
+) -> dict[str, Any]:
     """Carry out a queued run and return its report (also stored).
 
     The run's outcome is written in the transaction that writes its changes, so that a
@@ -157,10 +177,13 @@ def execute_run(engine: Engine, run_id: int, progress: Progress | None = None) -
         instance = get_settings(conn)
     assert profile.id is not None
     remove_stale_spools()
-    try:
-        runs.start_run(engine, run_id)
-    except RunLocked:
-        return _stored(engine, run_id)
+    if started and queued["status"] != runs.RUNNING:
+        return _stored(engine, run_id)  # begun as refused (another run held the lock)
+    if not started:
+        try:
+            runs.start_run(engine, run_id)
+        except RunLocked:
+            return _stored(engine, run_id)
     report: dict[str, Any] = {
         "status": "failed",
         "message": "",
