@@ -23,8 +23,15 @@ def main() -> None:
 
         cli_main()
     except (Interrupted, KeyboardInterrupt):
-        # Restore the default first: a second Ctrl-C while the message is written must
-        # not raise again.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _ignore_signals()  # a second Ctrl-C while the message is written changes nothing
         sys.stderr.write(_MESSAGE)
         sys.exit(EXIT_INTERRUPTED)
+    finally:
+        # The command is done: a Ctrl-C while the interpreter shuts down (joining
+        # threads, closing connections) must not print a traceback over its result.
+        _ignore_signals()
+
+
+def _ignore_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
