@@ -60,6 +60,7 @@ from pbx_connector.sources.ldap import query_settings as directory_query
 from pbx_connector.store import auth_store
 from pbx_connector.store.auth_store import AuthSettings, Claim
 from pbx_connector.store.tables import users
+from pbx_connector.store.timestamps import aware
 
 #: Characters that would change which account a UPN or down-level name means.
 _NOT_IN_NAMES = frozenset('\\/,=*()"<>;#%@ \t\r\n\x00')
@@ -94,12 +95,6 @@ def _dummy_hash() -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite hands back naive UTC
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def authenticate(
@@ -144,7 +139,7 @@ def authenticate(
                 conn, name, now, cfg.integer("lockout_failures"), _lock_until(cfg, now)
             )
         if not claim.granted:
-            until = _aware(claim.lockout.locked_until)
+            until = aware(claim.lockout.locked_until)
             step(
                 f"username {name!r} is locked after repeated failures"
                 + (f" until {until.isoformat(timespec='seconds')}" if until else "")

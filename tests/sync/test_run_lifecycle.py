@@ -189,15 +189,34 @@ def test_stale_spools_are_removed_and_secrets_are_never_spooled_plain(
 
 
 def test_a_dry_run_spools_no_secret_at_all(engine: Engine, tmp_path: Path) -> None:
+    from pbx_connector.store.profiles import get_profile
+    from pbx_connector.store.settings import get_settings
+    from pbx_connector.sync import runner
+
     path = write_csv(
         tmp_path / "u.csv",
         [*USERS_HEADER, "password"],
         [["anna", "Anna", "", "", "", "201", "pw-1!"]],
     )
     make_profile(engine, "u", "csv-users", path, variables={"password": "{{ password }}"})
+    with engine.connect() as conn:
+        profile, instance = get_profile(conn, "u"), get_settings(conn)
+    # What a dry run and a real run put in their spools (what a kill could leave behind).
+    for dry_run, expected in ((True, plan_module.NOT_SPOOLED), (False, None)):
+        plan = runner._plan(engine, profile, instance, dry_run, Progress())
+        try:
+            (write,) = list(plan.spool)
+        finally:
+            plan.close()
+        spooled = write.values["password"]
+        assert isinstance(spooled, plan_module.Hashed) and "pw-1!" not in spooled
+        if expected is not None:
+            assert spooled == expected
+        else:
+            assert spooled.startswith("$argon2")
     report = run_profile(engine, "u", dry_run=True)
     assert report["status"] == "ok" and report["counts"]["created"] == 1
-    assert records(engine, "users")[-1]["username"] != "anna"
+    assert all(u["username"] != "anna" for u in records(engine, "users"))
 
 
 def test_an_aborted_run_says_what_it_would_have_done(engine: Engine, tmp_path: Path) -> None:

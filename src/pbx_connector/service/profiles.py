@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
@@ -37,6 +36,7 @@ from pbx_connector.store.profiles import (
 )
 from pbx_connector.store.settings import get_settings
 from pbx_connector.store.tables import profiles as profiles_table
+from pbx_connector.store.timestamps import aware
 
 if TYPE_CHECKING:
     from pbx_connector.service.app import App
@@ -45,12 +45,6 @@ if TYPE_CHECKING:
 MAX_EXPORT_SIZE = rules.MAX_EXPORT_SIZE
 #: How often a change is prepared again when another writer changed the profile meanwhile.
 _ATTEMPTS = 3
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite hands back naive UTC
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def profile_view(profile: Profile) -> ProfileView:
@@ -68,8 +62,8 @@ def profile_view(profile: Profile) -> ProfileView:
         secrets_unreadable=profile.secrets_unreadable,
         prefilter=profile.prefilter,
         variables=dict(profile.variables),
-        created_at=_aware(profile.created_at),
-        updated_at=_aware(profile.updated_at),
+        created_at=aware(profile.created_at),
+        updated_at=aware(profile.updated_at),
     )
 
 

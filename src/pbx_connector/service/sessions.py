@@ -21,6 +21,7 @@ from pbx_connector.models.tokens import Role
 from pbx_connector.service.tokens import holds_role
 from pbx_connector.store import sessions as session_store
 from pbx_connector.store import tokens as token_store
+from pbx_connector.store.timestamps import aware
 
 if TYPE_CHECKING:
     from pbx_connector.service.app import App
@@ -39,10 +40,6 @@ _MAX_USERNAME = 255
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class SessionsService:
@@ -107,7 +104,7 @@ class SessionsService:
             if role is None or _ends(row) <= now:
                 session_store.delete_session(conn, session_id)
                 raise Unauthenticated("your session has ended: sign in again")
-            if now - _aware(row.last_seen_at) >= TOUCH_EVERY:
+            if now - aware(row.last_seen_at) >= TOUCH_EVERY:
                 session_store.touch_session(conn, row.id, now)
                 row = session_store.find_session(conn, session_id)
                 assert row is not None
@@ -130,7 +127,9 @@ def _role(owner: Any) -> Role | None:
 
 
 def _ends(row: Any) -> datetime:
-    return min(_aware(row.last_seen_at) + IDLE, _aware(row.created_at) + ABSOLUTE)
+    last_seen: datetime = aware(row.last_seen_at)
+    created: datetime = aware(row.created_at)
+    return min(last_seen + IDLE, created + ABSOLUTE)
 
 
 def _view(row: Any, role: Role) -> WebSession:
@@ -138,7 +137,7 @@ def _view(row: Any, role: Role) -> WebSession:
         username=row.username,
         role=role,
         csrf_token=row.csrf_token,
-        created=_aware(row.created_at),
-        last_seen=_aware(row.last_seen_at),
+        created=aware(row.created_at),
+        last_seen=aware(row.last_seen_at),
         expires=_ends(row),
     )

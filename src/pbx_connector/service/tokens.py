@@ -13,6 +13,7 @@ from pbx_connector.domain.usernames import fold_username
 from pbx_connector.errors import NotFoundError, PermissionDenied, Unauthenticated, UsageError
 from pbx_connector.models.tokens import NewToken, Principal, Role, TokenView
 from pbx_connector.store import tokens as token_store
+from pbx_connector.store.timestamps import aware, iso
 
 if TYPE_CHECKING:
     from pbx_connector.service.app import App
@@ -25,17 +26,6 @@ MAX_DAYS = 3650
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _iso(value: datetime | None) -> str | None:
-    value = _aware(value)
-    return None if value is None else value.isoformat(timespec="seconds")
 
 
 def holds_role(owner: Any, role: str) -> bool:
@@ -118,7 +108,7 @@ class TokensService:
             raise PermissionDenied("this needs the admin role; the token has viewer")
 
     def _active(self, conn: Any, row: Any, now: datetime) -> bool:
-        expires = _aware(row.expires_at)
+        expires = aware(row.expires_at)
         if row.revoked_at is not None or (expires is not None and expires <= now):
             return False
         return holds_role(token_store.owner_row(conn, row.owner), row.role)
@@ -130,9 +120,9 @@ class TokensService:
             prefix=row.prefix,
             role=row.role,
             owner=row.owner,
-            created=_iso(row.created_at) or "",
-            expires=_iso(row.expires_at),
-            last_used=_iso(row.last_used_at),
-            revoked=_iso(row.revoked_at),
+            created=iso(row.created_at) or "",
+            expires=iso(row.expires_at),
+            last_used=iso(row.last_used_at),
+            revoked=iso(row.revoked_at),
             active=self._active(conn, row, now),
         )

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from pbx_connector.errors import ConfigError, NotFoundError, UsageError
 from pbx_connector.store import secrets as secret_box
 from pbx_connector.store.tables import RECORD_TABLES, profiles
+from pbx_connector.store.timestamps import iso
 
 
 @dataclass
@@ -45,17 +46,9 @@ class Profile:
             "secrets_unreadable": self.secrets_unreadable,
             "prefilter": self.prefilter,
             "variables": dict(self.variables),
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive UTC
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat(timespec="seconds")
 
 
 def _from_row(row: Any) -> Profile:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from pbx_connector.errors import NotFoundError, RunError, RunLocked
 from pbx_connector.store.tables import run_locks, runs
+from pbx_connector.store.timestamps import aware, iso
 
 #: The largest id the stores hold (a signed 64-bit integer).
 MAX_ID = 2**63 - 1
@@ -44,17 +45,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite hands back naive UTC
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _iso(value: datetime | None) -> str | None:
-    value = _aware(value)
-    return None if value is None else value.isoformat(timespec="seconds")
-
-
 def pid_alive(pid: int) -> bool:
     """Whether a process of this host with this id exists."""
     try:
@@ -71,7 +61,7 @@ def lock_is_live(held: Any, now: datetime | None = None) -> bool:
     now = now or _now()
     if held.host == socket.gethostname() and not pid_alive(held.pid):
         return False
-    expires = _aware(held.expires_at) or (_aware(held.acquired_at) or now) + LEASE
+    expires = aware(held.expires_at) or (aware(held.acquired_at) or now) + LEASE
     return expires > now
 
 
@@ -147,7 +137,6 @@ def start_run(engine: Engine, run_id: int) -> None:
     """Take the lock of a queued run's profile and mark it running, in one transaction.
     A stale lock is taken over (its run is marked interrupted). When another live run
     holds the lock, this run is recorded as failed and RunLocked raised."""
-    host, pid = socket.gethostname(), os.getpid()
     with engine.connect() as conn:
         row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
     if row is None:
@@ -166,16 +155,7 @@ def start_run(engine: Engine, run_id: int) -> None:
                 )
                 if started.rowcount != 1:
                     raise RunError(f"run {run_id} was started by another process")
-                conn.execute(
-                    insert(run_locks).values(
-                        profile_id=profile_id,
-                        run_id=run_id,
-                        host=host,
-                        pid=pid,
-                        acquired_at=now,
-                        expires_at=now + LEASE,
-                    )
-                )
+                _insert_lock(conn, profile_id, run_id, now)
             return
         except IntegrityError:
             pass
@@ -198,6 +178,21 @@ def start_run(engine: Engine, run_id: int) -> None:
     raise RunLocked(f"profile {profile_name!r} is already running", run_id=run_id)
 
 
+def _insert_lock(conn: Connection, profile_id: int, run_id: int, now: datetime) -> None:
+    """Take a profile's lock for a run of this process, leased for `LEASE`; raises
+    IntegrityError when another run holds it."""
+    conn.execute(
+        insert(run_locks).values(
+            profile_id=profile_id,
+            run_id=run_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            acquired_at=now,
+            expires_at=now + LEASE,
+        )
+    )
+
+
 def _live_holder_after_takeover(conn: Connection, profile_id: int) -> Any | None:
     """The lock of a live run of the profile; a stale one is removed (its run marked
     interrupted) and None returned, so that the caller tries again."""
@@ -218,7 +213,7 @@ def _live_holder_after_takeover(conn: Connection, profile_id: int) -> Any | None
 def _running_message(profile_name: str, held: Any) -> str:
     return (
         f"profile {profile_name!r} is already running (run {held.run_id}, "
-        f"process {held.pid} on {held.host}, since {_iso(held.acquired_at)})"
+        f"process {held.pid} on {held.host}, since {iso(held.acquired_at)})"
     )
 
 
@@ -235,7 +230,6 @@ def begin_run(
     process killed at any moment leaves no run that is neither refused nor shown as
     interrupted. A stale lock is taken over; when a live run holds the lock, this run is
     recorded as failed and RunLocked raised."""
-    host, pid = socket.gethostname(), os.getpid()
     for _ in range(3):
         try:
             with engine.begin() as conn:
@@ -243,16 +237,7 @@ def begin_run(
                     conn, profile_id, profile_name, dry_run=dry_run, trigger=trigger, force=force
                 )
                 now = _now()
-                conn.execute(
-                    insert(run_locks).values(
-                        profile_id=profile_id,
-                        run_id=run_id,
-                        host=host,
-                        pid=pid,
-                        acquired_at=now,
-                        expires_at=now + LEASE,
-                    )
-                )
+                _insert_lock(conn, profile_id, run_id, now)
             return run_id
         except IntegrityError:
             pass
@@ -313,25 +298,10 @@ def end_run(
     )
 
 
-def abandon_run(engine: Engine, profile_id: int, run_id: int, message: str) -> None:
-    """Mark a run interrupted and release its lock (Ctrl-C, a signal). Best effort: if
-    the store cannot be reached, the lock expires by itself."""
-    try:
-        with engine.begin() as conn:
-            _mark_interrupted(conn, run_id, message)
-            conn.execute(
-                delete(run_locks).where(
-                    (run_locks.c.profile_id == profile_id) & (run_locks.c.run_id == run_id)
-                )
-            )
-    except SQLAlchemyError:
-        pass
-
-
 def abandon(engine: Engine, run_id: int, message: str) -> None:
-    """Mark a run interrupted that was stopped before its work began (queued or
-    running), and release its lock. Best effort: an unreachable store lets the lock
-    expire by itself."""
+    """Mark a queued or running run interrupted (Ctrl-C, a signal) and release its lock.
+    A run whose outcome is already recorded is left as it is. Best effort: an
+    unreachable store lets the lock expire by itself."""
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -438,8 +408,8 @@ def _report(row: Any, now: datetime) -> dict[str, Any]:
         "errors": list(m["errors"]),
         "warnings": list(m["warnings"]),
         "changes": list(m["changes"]),
-        "started": _iso(m["started_at"]),
-        "finished": _iso(m["finished_at"]),
+        "started": iso(m["started_at"]),
+        "finished": iso(m["finished_at"]),
         "progress": dict(m["progress"]) if status == RUNNING and m["progress"] else None,
     }
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -94,10 +93,6 @@ def normaliser_for(profile: Profile, instance: Mapping[str, str]) -> PhoneNormal
         return PhoneNormaliser(region, prefix)
     except ValueError as exc:
         raise ConfigError(str(exc), field="region") from None
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def run_profile(
@@ -221,9 +216,7 @@ def execute_run(
     except BaseException:
         # Ctrl-C, a signal turned into SystemExit: the changes were not committed (or
         # were, with their outcome); say so for this run and let the caller stop.
-        runs.abandon_run(
-            engine, profile.id, run_id, "interrupted, nothing changed: the run was stopped"
-        )
+        runs.abandon(engine, run_id, "interrupted, nothing changed: the run was stopped")
         raise
     finally:
         if plan is not None:
