@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up pbx-connector in a virtualenv and run the demo: a CSV phonebook profile on the
-# example file, simulated, imported and listed, in an SQLite store under ./.data.
+# Set up pbx-connector in a virtualenv, load the demo (a CSV phonebook profile on the
+# example file, simulated and imported) into an SQLite store under ./.data, and serve the
+# admin pages and the API. HOST and PORT choose where (default 127.0.0.1:8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -23,7 +24,8 @@ fi
 say $pbx preview demo-phonebook --limit 2
 say $pbx sync demo-phonebook --dry-run
 say $pbx sync demo-phonebook
-say $pbx phonebook list
-say $pbx runs demo-phonebook
 echo
-echo "The store is $PBX_CONNECTOR_HOME/pbx-connector.db; try: $pbx --help"
+echo "The store is $PBX_CONNECTOR_HOME/pbx-connector.db; the command line: $pbx --help"
+echo "Now serving; open the URL below in a browser (Ctrl-C stops it)."
+echo
+exec $pbx serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8080}"

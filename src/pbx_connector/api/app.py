@@ -31,6 +31,8 @@ def create_api(core: App) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Runs asked for before a restart are carried out now (or dropped when stale).
+        executor.resume_queued()
         yield
         executor.shutdown()
 

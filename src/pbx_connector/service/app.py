@@ -37,6 +37,7 @@ class App:
         from pbx_connector.service.records import RecordsService
         from pbx_connector.service.runs import RunsService
         from pbx_connector.service.sessions import SessionsService
+        from pbx_connector.service.setup import SetupService
         from pbx_connector.service.tokens import TokensService
 
         self.engine = engine
@@ -47,6 +48,7 @@ class App:
         self.auth = AuthService(self)
         self.tokens = TokensService(self)
         self.sessions = SessionsService(self)
+        self.setup = SetupService(self)
 
     @classmethod
     def open(cls, url: str | None = None) -> App:

@@ -359,3 +359,21 @@ def delete_many(conn: Connection, target: str, ids: Sequence[int]) -> None:
     table = table_for(target)
     for start in range(0, len(ids), 500):
         conn.execute(delete(table).where(table.c.id.in_(ids[start : start + 500])))
+
+
+def set_first_admin_password(conn: Connection, plain: str) -> bool:
+    """Give the built-in admin `plain` as its password if it has none and signs in with
+    a local password; False when it has one already. One conditional update, so that two
+    processes starting at once cannot both believe that their password is the one."""
+    users = RECORD_TABLES["users"]
+    done = conn.execute(
+        update(users)
+        .where(
+            (users.c.username == ADMIN_USERNAME)
+            & users.c.builtin.is_(True)
+            & (users.c.password_hash.is_(None) | (users.c.password_hash == ""))
+            & (users.c.auth == "internal")
+        )
+        .values(password_hash=hash_secret(plain), updated_at=datetime.now(UTC))
+    )
+    return done.rowcount == 1

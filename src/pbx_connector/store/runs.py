@@ -449,3 +449,12 @@ def list_runs(
         query = query.where(runs.c.profile_name == profile_name)
     now = _now()
     return [_report(r, now) for r in conn.execute(query)]
+
+
+def queued_runs(conn: Connection) -> list[tuple[int, datetime]]:
+    """Runs asked for but never started (id, when asked), oldest first: what a service
+    that was stopped before it ran them left behind."""
+    rows = conn.execute(
+        select(runs.c.id, runs.c.started_at).where(runs.c.status == QUEUED).order_by(runs.c.id)
+    )
+    return [(row.id, aware(row.started_at)) for row in rows]
