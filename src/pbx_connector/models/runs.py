@@ -9,6 +9,15 @@ from pydantic import Field
 from pbx_connector.models.base import Model
 
 RunStatus = Literal["queued", "running", "ok", "failed", "aborted", "interrupted"]
+#: Every status a run can have, in the order a filter offers them.
+RUN_STATUSES: tuple[str, ...] = ("queued", "running", "ok", "failed", "aborted", "interrupted")
+#: The safety rules that abort a mirror run, by what its message says.
+SafetyRule = Literal["max_delete", "no rows", "pre-filter"]
+_SAFETY_WORDS: tuple[tuple[str, SafetyRule], ...] = (
+    ("max_delete", "max_delete"),
+    ("yielded no rows", "no rows"),
+    ("pre-filter rejected every row", "pre-filter"),
+)
 
 
 class Counts(Model):
@@ -96,6 +105,31 @@ class RunReport(Model):
         """Whether the plan holds changes (what `sync --check` asks)."""
         c = self.counts
         return bool(c.created or c.updated or c.deleted)
+
+    @property
+    def unlisted_changes(self) -> int:
+        """Changes counted but not in `changes`: a plan keeps a sample of a very large
+        set of changes for display (its counts are always exact)."""
+        c = self.counts
+        return max(0, c.created + c.updated + c.deleted - len(self.changes))
+
+    @property
+    def unlisted_errors(self) -> int:
+        """Invalid rows and conflicts counted but not in `errors` (see `unlisted_changes`)."""
+        listed = sum(1 for e in self.errors if e.kind is not None)
+        return max(0, self.counts.invalid + self.counts.conflicts - listed)
+
+    @property
+    def safety_rule(self) -> SafetyRule | None:
+        """The safety rule that aborted this run: `max_delete` (too many deletions), `no
+        rows` (the source yielded none), `pre-filter` (it rejected every row); None for
+        a run no safety rule stopped. A forced run of the profile goes past it."""
+        if self.status != "aborted":
+            return None
+        for words, rule in _SAFETY_WORDS:
+            if words in self.message:
+                return rule
+        return None
 
     def as_json(self) -> dict[str, Any]:
         """The report as the CLI's `--json` prints it and the API returns it."""

@@ -11,13 +11,16 @@ written only if the stored profile did not change in between (else it is prepare
 from __future__ import annotations
 
 import builtins
+import copy
+import json
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
 from pbx_connector import profiles as rules
-from pbx_connector.errors import ConflictError
+from pbx_connector.errors import ConflictError, PbxConnectorError, UsageError
 from pbx_connector.models.profiles import (
     CreatedProfile,
     EvaluateResult,
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
 
 #: An export is a few KiB; a face reading one from a file stops after this many bytes.
 MAX_EXPORT_SIZE = rules.MAX_EXPORT_SIZE
+#: The name `check` gives the pre-filter among the fields it reports on.
+PREFILTER = looking.PREFILTER
 #: How often a change is prepared again when another writer changed the profile meanwhile.
 _ATTEMPTS = 3
 
@@ -125,13 +130,35 @@ class ProfilesService:
     ) -> CreatedProfile:
         """A profile from a template (mode `mirror` unless given). Default variables that
         name columns the CSV file lacks are emptied; the notes say which."""
-        profile, notes = rules.new_profile(name, template, mode, settings or {})
+        try:
+            profile, notes = rules.new_profile(name, template, mode, settings or {})
+        except UsageError as exc:
+            if exc.field is None and not rules._NAME.fullmatch(name):
+                # The name is the field a form shows this next to.
+                raise UsageError(exc.message, field="name") from None
+            raise
         return CreatedProfile(profile=self._insert(profile), notes=notes)
 
     def import_(self, text: str, name: str | None = None, origin: str = "import") -> ProfileView:
         """A profile from an export (`origin` names where the text came from, for
         messages). Secrets are not in an export: they must be set again."""
         return self._insert(rules.import_profile(text, name, origin))
+
+    def import_with_notes(
+        self, text: str, name: str | None = None, origin: str = "import"
+    ) -> CreatedProfile:
+        """`import_`, and the notes worth telling whoever imported it: which secrets the
+        export named as left out, to be set again."""
+        view = self.import_(text, name, origin)
+        listed = json.loads(text).get("secrets_not_exported")
+        secret_names = rules.secret_setting_names(view.template)
+        missing = (
+            sorted({n for n in listed if isinstance(n, str) and n in secret_names})
+            if isinstance(listed, builtins.list)
+            else []
+        )
+        notes = [f"the secret {n!r} is not in an export: set it again" for n in missing]
+        return CreatedProfile(profile=view, notes=notes)
 
     def update(self, name: str, settings: Mapping[str, str]) -> ProfileView:
         """Change settings (`mode` among them); each is checked before any is kept."""
@@ -145,6 +172,50 @@ class ProfilesService:
     def set_prefilter(self, name: str, text: str) -> ProfileView:
         """Set the pre-filter; empty lets every row through."""
         return self._change(name, lambda p: rules.set_prefilter(p, text))
+
+    def check(
+        self,
+        name: str,
+        *,
+        settings: Mapping[str, str] | None = None,
+        variables: Mapping[str, str] | None = None,
+        prefilter: str | None = None,
+    ) -> dict[str, str]:
+        """Everything wrong with these changes, by the field each is about (a setting,
+        `mode`, a target field, `pre-filter`), without saving anything. Each value is
+        checked on its own, so that a form can show every mistake at once; empty means
+        `save` takes them. Reads the source when a check needs its fields."""
+        profile = self._load(name)
+        errors: dict[str, str] = {}
+        for field, text in (variables or {}).items():
+            _try(errors, field, partial(rules.set_variables, assignments={field: text}), profile)
+        if prefilter is not None:
+            _try(errors, PREFILTER, partial(rules.set_prefilter, text=prefilter), profile)
+        base = copy.deepcopy(profile)
+        good = {k: v for k, v in (variables or {}).items() if k not in errors}
+        if _try(errors, "variables", partial(rules.set_variables, assignments=good), base, True):
+            for key, value in (settings or {}).items():
+                trial = copy.deepcopy(base)
+                one = partial(rules.apply_settings, assignments={key: value})
+                if _try(errors, key, one, trial, in_place=True):
+                    base = trial
+        if not errors:
+            # Settings that are fine alone may not be together (a key naming an emptied
+            # variable): the whole change, as `save` makes it.
+            _try(errors, "settings", _all_of(settings, variables, prefilter), profile)
+        return errors
+
+    def save(
+        self,
+        name: str,
+        *,
+        settings: Mapping[str, str] | None = None,
+        variables: Mapping[str, str] | None = None,
+        prefilter: str | None = None,
+    ) -> ProfileView:
+        """Change settings (`mode` among them), variables and the pre-filter together:
+        all are kept, or none (the first error is raised; `check` names every one)."""
+        return self._change(name, _all_of(settings, variables, prefilter))
 
     def delete(self, name: str, purge: bool = False) -> int:
         """Delete a profile; its records stay, as if made by hand, unless `purge`.
@@ -186,7 +257,9 @@ class ProfilesService:
     def _insert(self, profile: Profile) -> ProfileView:
         with self.app.transaction() as conn:
             if profile_exists(conn, profile.name):
-                raise ConflictError(f"a profile named {profile.name!r} exists already")
+                raise ConflictError(
+                    f"a profile named {profile.name!r} exists already", field="name"
+                )
             return profile_view(insert_profile(conn, profile))
 
     def _change(self, name: str, change: Callable[[Profile], None]) -> ProfileView:
@@ -204,3 +277,37 @@ class ProfilesService:
         raise ConflictError(
             f"the profile {name!r} kept changing while this change was made; try again"
         )
+
+
+def _all_of(
+    settings: Mapping[str, str] | None,
+    variables: Mapping[str, str] | None,
+    prefilter: str | None,
+) -> Callable[[Profile], None]:
+    """One change of a profile: variables first (a key may name a new one), then the
+    pre-filter, then the settings, which are checked together at the end."""
+
+    def change(profile: Profile) -> None:
+        rules.set_variables(profile, variables or {})
+        if prefilter is not None:
+            rules.set_prefilter(profile, prefilter)
+        rules.apply_settings(profile, settings or {})
+
+    return change
+
+
+def _try(
+    errors: dict[str, str],
+    field: str,
+    change: Callable[[Profile], None],
+    profile: Profile,
+    in_place: bool = False,
+) -> bool:
+    """Apply `change` (to a copy, unless `in_place`); on an error, note it under the
+    field it names (else `field`), once per field, and say it failed."""
+    try:
+        change(profile if in_place else copy.deepcopy(profile))
+    except PbxConnectorError as exc:
+        errors.setdefault(exc.field or field, exc.message)
+        return False
+    return True

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pbx_connector import interrupts
 from pbx_connector.errors import NotFoundError, UsageError
 from pbx_connector.models.base import Page
-from pbx_connector.models.runs import RunReport
+from pbx_connector.models.runs import RUN_STATUSES, RunReport
 from pbx_connector.store import db as store_db
 from pbx_connector.store import runs as run_store
 from pbx_connector.store.profiles import get_profile, list_profiles
@@ -103,13 +103,22 @@ class RunsService:
             return self._model(run_store.get_run(conn, run_id))
 
     def list(
-        self, profile: str | None = None, *, limit: int = 50, offset: int = 0
+        self,
+        profile: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> Page[RunReport]:
-        """Runs, newest first, with how many there are in all."""
+        """Runs, newest first, with how many there are in all; of one profile and with
+        one status (as the report shows it: a run whose process ended is `interrupted`)
+        when given."""
         if not 0 <= limit <= MAX_PAGE:
             raise UsageError(f"the limit must be from 0 to {MAX_PAGE}", field="limit")
         if not 0 <= offset <= run_store.MAX_ID:
             raise UsageError("the offset is out of range", field="offset")
+        if status is not None:
+            return self._with_status(profile, status, limit, offset)
         with self.app.reading() as conn:
             items = run_store.list_runs(conn, profile, limit, offset)
             query = select(func.count()).select_from(runs_table)
@@ -119,6 +128,35 @@ class RunsService:
             targets = {p.name: p.target for p in list_profiles(conn)}
         return Page[RunReport](
             items=[_with_target(r, targets.get(r["profile"])) for r in items], total=total
+        )
+
+    def _with_status(
+        self, profile: str | None, status: str, limit: int, offset: int
+    ) -> Page[RunReport]:
+        if status not in RUN_STATUSES:
+            raise UsageError(
+                f"status must be one of {', '.join(RUN_STATUSES)}, not {status!r}", field="status"
+            )
+        # A run stored as running shows as interrupted once its process is gone: those
+        # (few) are looked at one by one; every other status is the stored one.
+        stored = {"running": ("running",), "interrupted": ("running", "interrupted")}
+        query = (
+            select(runs_table.c.id, runs_table.c.status)
+            .where(runs_table.c.status.in_(stored.get(status, (status,))))
+            .order_by(runs_table.c.id.desc())
+        )
+        if profile is not None:
+            query = query.where(runs_table.c.profile_name == profile)
+        with self.app.reading() as conn:
+            ids = [
+                row.id
+                for row in conn.execute(query)
+                if row.status != "running" or run_store.get_run(conn, row.id)["status"] == status
+            ]
+            items = [run_store.get_run(conn, i) for i in ids[offset : offset + limit]]
+            targets = {p.name: p.target for p in list_profiles(conn)}
+        return Page[RunReport](
+            items=[_with_target(r, targets.get(r["profile"])) for r in items], total=len(ids)
         )
 
     def unlock(self, name: str) -> int:
