@@ -94,7 +94,7 @@ def display_url(url: str) -> str:
         return "<invalid database URL>"
 
 
-def _busy_timeout_ms() -> int:
+def busy_timeout_ms() -> int:
     text = os.environ.get(ENV_BUSY_TIMEOUT, "").strip()
     try:
         seconds = float(text) if text else 10.0
@@ -111,7 +111,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute(f"PRAGMA busy_timeout={_busy_timeout_ms()}")
+    cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
     # A large import updates several indexes per row; a 16 MiB page cache (default 2 MiB)
     # keeps their pages in memory instead of re-reading them.
     cur.execute("PRAGMA cache_size=-16000")

@@ -4,12 +4,14 @@ random bytes, so a fast hash is enough: there is nothing to guess)."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from pbx_connector.errors import NotFoundError
+from pbx_connector.store.db import busy_timeout_ms
 from pbx_connector.store.tables import api_tokens, users
 
 
@@ -70,6 +72,32 @@ def revoke_token(conn: Connection, token_id: int, now: datetime) -> None:
 
 def touch_token(conn: Connection, token_id: int, now: datetime) -> None:
     conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now))
+
+
+#: A token's last use is written at most this often: the list shows it to the minute,
+#: and a write per request would make every request wait behind a running sync.
+TOUCH_EVERY = timedelta(minutes=1)
+#: How long recording a last use may wait for another writer (SQLite) before giving up.
+_TOUCH_WAIT_MS = 20
+
+
+def record_use(engine: Engine, token_id: int, last_used: datetime | None, now: datetime) -> None:
+    """Record a token's use if the recorded one is older than `TOUCH_EVERY`. Best
+    effort: when a sync holds SQLite's write lock, the request goes on and a later one
+    records the use."""
+    if last_used is not None and now - last_used < TOUCH_EVERY:
+        return
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={_TOUCH_WAIT_MS}")
+            try:
+                touch_token(conn, token_id, now)
+            finally:
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_timeout_ms()}")
+    except OperationalError:
+        pass
 
 
 def owner_row(conn: Connection, username: str) -> Any | None:
