@@ -116,3 +116,28 @@ class RecordTarget(Model):
     label: str
     fields: list[str]
     secret_fields: list[str]
+
+
+class RecordField(Model):
+    """One field of a target that can be given by hand, as a form offers it: what kind of
+    value it takes and its limits. Secrets are not among them (they are set on their
+    own)."""
+
+    name: str
+    kind: str = Field(
+        description="text, phone, email, username, extension, code, owner, url, auth, roles or bool"
+    )
+    required: bool
+    max_length: int
+    multiline: bool = Field(description="may hold line breaks")
+    choices: list[str] = Field(
+        default_factory=list, description="the only values allowed, when there is such a list"
+    )
+    description: str = ""
+
+
+class PhonebookOwner(Model):
+    """A user who has a private phonebook, and how many entries it holds."""
+
+    username: str
+    entries: int

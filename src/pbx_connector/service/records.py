@@ -10,6 +10,7 @@ warning that an imported record gets its source's values back on the next run.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from sqlalchemy import Connection
 
 from pbx_connector.domain.phone import PhoneNormaliser
-from pbx_connector.domain.targets import TARGETS, TargetSpec, clean_record
+from pbx_connector.domain.targets import AUTH_METHODS, TARGETS, TargetSpec, clean_record
 from pbx_connector.errors import ConfigError, NotFoundError, UsageError
 from pbx_connector.models.base import Page
 from pbx_connector.models.records import (
@@ -25,7 +26,9 @@ from pbx_connector.models.records import (
     EditResult,
     Origin,
     PhonebookEntry,
+    PhonebookOwner,
     Record,
+    RecordField,
     RecordTarget,
     SpeedDial,
     User,
@@ -69,6 +72,25 @@ def record_target(name: str) -> RecordTarget:
         fields=[f for f in spec.field_names if f not in spec.secret_fields],
         secret_fields=list(spec.secret_fields),
     )
+
+
+def record_fields(name: str) -> list[RecordField]:
+    """The fields of a target that are given by hand, in their order, with what each
+    takes: what a form needs to offer them. Secrets are left out (see `set_secret`)."""
+    spec = _spec(name)
+    return [
+        RecordField(
+            name=f.name,
+            kind=f.kind,
+            required=f.required,
+            max_length=f.max_length,
+            multiline=f.multiline,
+            choices=list(AUTH_METHODS) if f.kind == "auth" else [],
+            description=f.description,
+        )
+        for f in spec.fields
+        if f.name not in spec.secret_fields
+    ]
 
 
 def orderable_fields(target: str) -> tuple[str, ...]:
@@ -249,6 +271,13 @@ class RecordsService:
             record = _record(conn, target, _resolve(conn, target, ref))
             record_store.delete_record(conn, target, record.id)
         return record
+
+    def phonebook_owners(self) -> builtins.list[PhonebookOwner]:  # `list` is a method here
+        """The users who have a private phonebook, by username, with the number of its
+        entries (users without one are not listed)."""
+        with self.app.reading() as conn:
+            found = record_queries.phonebook_owners(conn)
+        return [PhonebookOwner(username=name, entries=count) for name, count in found]
 
     def set_secret(self, ref: int | str, which: Secret, value: str) -> None:
         """Set a user's local password or PIN; it is stored only as a hash and never

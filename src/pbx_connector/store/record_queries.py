@@ -81,6 +81,18 @@ def user_id_by_username(conn: Connection, username: str) -> int | None:
     return None if found is None else int(found)
 
 
+def phonebook_owners(conn: Connection) -> list[tuple[str, int]]:
+    """Each owner of a private phonebook (by username) and how many entries it holds."""
+    table = RECORD_TABLES["phonebook"]
+    query = (
+        select(table.c.owner, func.count())
+        .where(table.c.owner.is_not(None))
+        .group_by(table.c.owner)
+        .order_by(table.c.owner)
+    )
+    return [(str(owner), int(count)) for owner, count in conn.execute(query)]
+
+
 def _filtered(
     conn: Connection, query: Select[Any], target: str, where: RecordFilter
 ) -> Select[Any]:
