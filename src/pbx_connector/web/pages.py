@@ -1,6 +1,6 @@
-"""The admin pages: sign in and out, the Connector page (the list of profiles) and the
-runs. Each route reads with GET and changes state only on POST, after `routing` has
-checked the request's Origin and its CSRF token."""
+"""The admin pages: sign in and out, the Connector page (the list of profiles), the
+runs and Force for a run a safety rule stopped. Each route reads with GET and changes
+state only on POST, after `routing` has checked the request's Origin and its CSRF token."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from pbx_connector.errors import PermissionDenied, Unauthenticated
+from pbx_connector.errors import PermissionDenied, Unauthenticated, UsageError
+from pbx_connector.models.runs import RUN_STATUSES, RunReport
+from pbx_connector.models.sessions import WebSession
 from pbx_connector.service.sessions import ABSOLUTE
 from pbx_connector.web import security
-from pbx_connector.web.render import page, run_view
+from pbx_connector.web.render import page, run_view, shown
 from pbx_connector.web.routing import (
     Checked,
     HtmlRoute,
     Refused,
     Viewer,
+    Writer,
     core,
+    executor,
     read_form,
 )
 
@@ -110,23 +114,62 @@ def logout(request: Request, session: Checked) -> Response:
     return response
 
 
-@router.get("/")
-def connector(request: Request, session: Viewer) -> Response:
+def connector_page(
+    request: Request,
+    session: WebSession,
+    *,
+    status_code: int = 200,
+    notice: str = "",
+    errors: dict[str, str] | None = None,
+    import_text: str = "",
+    import_name: str = "",
+) -> Response:
+    """The Connector page: every profile with its last run, Add, Import profile."""
     app = core(request)
     rows: list[dict[str, Any]] = []
     for profile in app.profiles.list():
         last = app.runs.list(profile.name, limit=1).items
         rows.append({"profile": profile, "last": run_view(last[0]) if last else None})
-    return page(request, "connector.html", session, rows=rows)
+    return page(
+        request,
+        "connector.html",
+        session,
+        status_code=status_code,
+        rows=rows,
+        notice=notice,
+        errors=errors or {},
+        import_text=import_text,
+        import_name=import_name,
+    )
+
+
+@router.get("/")
+def connector(request: Request, session: Viewer, deleted: int = 0, purged: int = 0) -> Response:
+    notice = ""
+    if deleted:
+        notice = (
+            f"The profile was deleted, and the {purged} record{'' if purged == 1 else 's'} "
+            "it had imported with it."
+            if purged
+            else "The profile was deleted. The records it imported stay, as if made by hand."
+        )
+    return connector_page(request, session, notice=notice)
 
 
 @router.get("/runs")
 def runs(
-    request: Request, session: Viewer, profile: str | None = None, page_no: int = 1
+    request: Request,
+    session: Viewer,
+    profile: str | None = None,
+    status: str | None = None,
+    page_no: int = 1,
 ) -> Response:
     app = core(request)
     page_no = max(1, page_no)
-    listed = app.runs.list(profile or None, limit=RUNS_PAGE, offset=(page_no - 1) * RUNS_PAGE)
+    status = status if status in RUN_STATUSES else None
+    listed = app.runs.list(
+        profile or None, status=status, limit=RUNS_PAGE, offset=(page_no - 1) * RUNS_PAGE
+    )
     return page(
         request,
         "runs.html",
@@ -136,16 +179,56 @@ def runs(
         page_no=page_no,
         pages=max(1, -(-listed.total // RUNS_PAGE)),
         profile=profile or "",
+        status=status or "",
+        statuses=RUN_STATUSES,
         profiles=[p.name for p in app.profiles.list()],
     )
 
 
 @router.get("/runs/{run_id}")
-def run(request: Request, run_id: int, session: Viewer) -> Response:
-    return page(request, "run.html", session, **run_view(core(request).runs.get(run_id)))
+def run(
+    request: Request, run_id: int, session: Viewer, show: str = "all", page_no: int = 1
+) -> Response:
+    report = core(request).runs.get(run_id)
+    return page(request, "run.html", session, **run_view(report, show, page_no))
 
 
 @router.get("/runs/{run_id}/report")
-def run_report(request: Request, run_id: int, session: Viewer) -> Response:
+def run_report(
+    request: Request, run_id: int, session: Viewer, show: str = "all", page_no: int = 1
+) -> Response:
     """The report part of a run page alone: what htmx fetches while the run goes on."""
-    return page(request, "_report.html", session, **run_view(core(request).runs.get(run_id)))
+    report = core(request).runs.get(run_id)
+    return page(request, "_report.html", session, **run_view(report, show, page_no))
+
+
+def _aborted(request: Request, run_id: int) -> RunReport:
+    report = core(request).runs.get(run_id)
+    if report.status != "aborted" or report.target is None:
+        raise UsageError(f"run {run_id} was not stopped by a safety rule: nothing to force")
+    return report
+
+
+@router.get("/runs/{run_id}/force")
+def force_form(request: Request, run_id: int, session: Viewer) -> Response:
+    """Force: what the aborted run would have deleted, and the button that runs the
+    profile past the safety rule."""
+    report = _aborted(request, run_id)
+    deletes = [c for c in report.changes if c.action == "delete"]
+    return page(
+        request,
+        "run_force.html",
+        session,
+        **run_view(report, "delete"),
+        deletes=[shown(c.record) for c in deletes],
+        unlisted_deletes=max(0, report.counts.deleted - len(deletes)),
+    )
+
+
+@router.post("/runs/{run_id}/force")
+def force(request: Request, run_id: int, session: Writer) -> Response:
+    """A forced import of the aborted run's profile, in the background."""
+    report = _aborted(request, run_id)
+    forced = core(request).runs.request(report.profile, force=True, trigger="web")
+    executor(request).submit(forced.id)
+    return RedirectResponse(f"/runs/{forced.id}", status_code=303)
