@@ -22,6 +22,12 @@ AUTH_MODES: dict[str, str] = {
     "none": "not configured: users with method 'ldap' cannot log in",
 }
 
+#: The outcomes of an attempt, as the audit log records them.
+AUTH_OUTCOMES: tuple[str, ...] = ("accepted", "rejected", "refused")
+#: Where attempts come from: the command line, the API, the web pages' sign-in, and
+#: "Test Authentication" (from any face).
+AUTH_ORIGINS: tuple[str, ...] = ("cli", "api", "web", "test")
+
 _OUTCOME = "`accepted`, `rejected`, or `refused` (the username is locked)"
 _REASON = (
     "why: accepted, empty_password, unknown_user, disabled, method_none, no_password, "

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, desc, func, select
 
 from pbx_connector import authentication
+from pbx_connector.directory.connection import SECURITY_CHOICES
 from pbx_connector.domain.usernames import fold_username
 from pbx_connector.errors import UsageError
 from pbx_connector.models.auth import (
+    AUTH_OUTCOMES,
     AuthAttempt,
     AuthCheckResult,
     AuthSettingsView,
@@ -25,6 +30,8 @@ from pbx_connector.models.auth import (
 from pbx_connector.models.base import Page
 from pbx_connector.store import auth_store
 from pbx_connector.store.auth_store import AuthSettings
+from pbx_connector.store.tables import auth_attempts
+from pbx_connector.store.timestamps import aware
 
 if TYPE_CHECKING:
     from pbx_connector.service.app import App
@@ -34,6 +41,12 @@ SECRET_SETTINGS: tuple[str, ...] = auth_store.SECRETS
 #: What each setting means, in the order `auth settings` shows them (help text for forms).
 SETTING_HELP: dict[str, str] = {
     name: meaning for name, (_default, meaning) in auth_store.AUTH_SETTINGS.items()
+}
+#: The values a setting may take, where it takes only a few (a form offers them as a
+#: choice); any other setting takes text that its checks accept.
+SETTING_CHOICES: dict[str, tuple[str, ...]] = {
+    "security": tuple(SECURITY_CHOICES),
+    "verify": ("yes", "no"),
 }
 #: Where the service account's password goes and how it is protected on the way. A test
 #: of unsaved settings sends the stored password only while all of these are as saved:
@@ -128,16 +141,69 @@ class AuthService:
         )
 
     def log(
-        self, username: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        username: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        outcome: str | None = None,
+        origin: str | None = None,
     ) -> Page[AuthAttempt]:
         """The audit log, newest first, one page of it; only `username`'s attempts when
-        given (spelt any way the user may type it: it is folded as at login)."""
+        given (spelt any way the user may type it: it is folded as at login), only those
+        with this `outcome` (accepted, rejected, refused) or from this `origin` (cli,
+        api, web, test…) when given."""
         _check_window(limit, offset)
+        if outcome is not None and outcome not in AUTH_OUTCOMES:
+            raise UsageError(
+                f"outcome must be one of {', '.join(AUTH_OUTCOMES)}, not {outcome!r}",
+                field="outcome",
+            )
+        if origin is not None and (not origin or len(origin) > ORIGIN_MAX):
+            raise UsageError(f"origin must be 1 to {ORIGIN_MAX} characters", field="origin")
         name = fold_username(username.strip()) if username else None
         with self.app.reading() as conn:
-            rows = auth_store.list_attempts(conn, name, limit, offset)
-            total = auth_store.count_attempts(conn, name)
+            if outcome is None and origin is None:
+                rows = auth_store.list_attempts(conn, name, limit, offset)
+                total = auth_store.count_attempts(conn, name)
+            else:
+                rows, total = _filtered_attempts(conn, name, outcome, origin, limit, offset)
         return Page[AuthAttempt](items=[AuthAttempt(**row) for row in rows], total=total)
+
+
+def _filtered_attempts(
+    conn: Connection,
+    username: str | None,
+    outcome: str | None,
+    origin: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the audit log rows that match every filter given, and their count."""
+    c = auth_attempts.c
+    where = [
+        clause
+        for clause in (
+            c.username == username if username is not None else None,
+            c.outcome == outcome if outcome is not None else None,
+            c.origin == origin if origin is not None else None,
+        )
+        if clause is not None
+    ]
+    query = select(auth_attempts).where(*where).order_by(desc(c.id)).limit(limit).offset(offset)
+    rows = [
+        {
+            "at": aware(row.at).astimezone(UTC),
+            "username": row.username,
+            "method": row.method,
+            "outcome": row.outcome,
+            "reason": row.reason,
+            "origin": row.origin,
+        }
+        for row in conn.execute(query)
+    ]
+    total = conn.execute(select(func.count()).select_from(auth_attempts).where(*where))
+    return rows, int(total.scalar_one())
 
 
 def settings_view(cfg: AuthSettings) -> AuthSettingsView:

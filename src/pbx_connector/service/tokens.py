@@ -82,6 +82,15 @@ class TokensService:
         with self.app.reading() as conn:
             return [self._view(conn, row, now) for row in token_store.list_tokens(conn)]
 
+    def get(self, token_id: int) -> TokenView:
+        """One token as listed (never the token itself); `NotFoundError` when there is
+        no token with this id."""
+        if not 0 < token_id < 2**63:
+            raise NotFoundError(f"no API token with id {token_id}")
+        now = _now()
+        with self.app.reading() as conn:
+            return self._view(conn, token_store.get_token(conn, token_id), now)
+
     def revoke(self, token_id: int) -> TokenView:
         if not 0 < token_id < 2**63:
             raise NotFoundError(f"no API token with id {token_id}")
