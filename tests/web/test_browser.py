@@ -92,7 +92,7 @@ def test_sign_in_import_now_runs_and_sign_out(
 
         nav.get_by_role("link", name="Connector", exact=True).click()
         expect(page.get_by_role("row").filter(has_text="office")).to_contain_text("12 created")
-        page.get_by_role("link", name="office").click()
+        page.get_by_role("link", name="office", exact=True).click()
         expect(page.get_by_role("heading", name="Basic Data")).to_be_visible()
         page.screenshot(path=shots / "6-profile.png", full_page=True)
 

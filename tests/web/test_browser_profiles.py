@@ -121,6 +121,18 @@ def test_the_csv_walk_through_simulate_import_force_and_a_failed_run(
         expect(values).to_contain_text("Entry 0")
         expect(values).not_to_contain_text("ENTRY")
 
+        # Pre Filter: which of the first rows it lets through, as you type.
+        page.get_by_role("navigation", name="Profile").get_by_role(
+            "link", name="Pre Filter"
+        ).click()
+        page.get_by_role("textbox", name="Pre Filter").press_sequentially(
+            'displayname != "Entry 1"', delay=5
+        )
+        expect(page.locator(".row-outcomes .outcome.skip")).to_have_count(1)
+        expect(page.locator(".row-outcomes .outcome.ok")).to_have_count(4)
+        shot("prefilter-typed")
+        page.get_by_role("navigation", name="Profile").get_by_role("link", name="Variables").click()
+
         # Save and Simulate: the plan, and no record written.
         page.get_by_role("button", name="Save and Simulate").click()
         expect(page.get_by_role("heading", name="Simulation #1 of office")).to_be_visible()
@@ -157,6 +169,7 @@ def test_the_csv_walk_through_simulate_import_force_and_a_failed_run(
         page.get_by_label("Max delete").fill("10")
         page.get_by_role("button", name="Save", exact=True).click()
         expect(page.get_by_text("Saved.")).to_be_visible()
+        shot("mode-saved")
         page.get_by_role("button", name="Import Now: office").click()
         expect(page.locator("#report .status")).to_have_text("aborted", timeout=120_000)
         expect(page.locator(".safety")).to_contain_text("max_delete")
