@@ -133,6 +133,9 @@ def test_users_list_searches_orders_and_pages(web: Server) -> None:
         # An order the core does not know is shown, not a crash.
         refused = admin.get("/users", order="password")
         assert refused.status_code == 422 and "cannot sort user records by" in refused.text
+        too_long = admin.get("/users", search="x" * 300)
+        assert too_long.status_code == 422
+        assert 'id="search-error" role="alert">the search is longer than 255' in too_long.text
 
         # Search as you type: htmx asks for the results alone; without htmx (or on a
         # history restore) the whole page comes.

@@ -122,18 +122,16 @@ class Kind:
     list_template: str
     record_template: str
     row_template: str
+    #: The field that names one record on its page.
+    name_field: str
 
     @property
     def orderable(self) -> tuple[str, ...]:
         return orderable_fields(self.target)
 
     def name_of(self, record: Record) -> str:
-        """How a page names one record."""
-        return str(
-            getattr(record, "username", None)
-            or getattr(record, "displayname", None)
-            or getattr(record, "code", "")
-        )
+        """How a page names one record: by the field named `name_field`."""
+        return str(getattr(record, self.name_field, "") or record.id)
 
 
 USERS = Kind(
@@ -153,6 +151,7 @@ USERS = Kind(
     list_template="users.html",
     record_template="user.html",
     row_template="_users_row.html",
+    name_field="username",
 )
 PHONEBOOK = Kind(
     target="phonebook",
@@ -171,6 +170,7 @@ PHONEBOOK = Kind(
     list_template="phonebook.html",
     record_template="phonebook_entry.html",
     row_template="_phonebook_row.html",
+    name_field="displayname",
 )
 SPEEDDIALS = Kind(
     target="speeddials",
@@ -187,6 +187,7 @@ SPEEDDIALS = Kind(
     list_template="speeddials.html",
     record_template="speeddial.html",
     row_template="_speeddial_row.html",
+    name_field="code",
 )
 KINDS: dict[str, Kind] = {k.target: k for k in (USERS, PHONEBOOK, SPEEDDIALS)}
 
@@ -342,6 +343,10 @@ def _list_page(
             raise
         errors = {exc.field or "search": exc.message}
         status = exc.http_status
+    fragment = _wants_results(request)
+    if fragment:
+        # htmx swaps only a successful answer; the refusal is shown in the results.
+        status = 200
     context: dict[str, Any] = {
         "kind": kind,
         "items": items,
@@ -355,7 +360,7 @@ def _list_page(
         "owners": records.phonebook_owners() if kind.target == "phonebook" else [],
         "nav": kind.target,
     }
-    template = "_record_results.html" if _wants_results(request) else kind.list_template
+    template = "_record_results.html" if fragment else kind.list_template
     return page(request, template, session, status_code=status, **context)
 
 
