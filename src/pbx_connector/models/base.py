@@ -17,7 +17,10 @@ class Model(BaseModel):
 
 
 class Page(Model, Generic[T]):
-    """One page of a list: `{"items": [...], "total": N}`."""
+    """One page of a list: `{"items": [...], "total": N, "total_exact": true}`."""
 
     items: list[T]
     total: int
+    #: False when a search matched more records than are counted (`total` is then that
+    #: bound, and there are more): a list says "1000+" and asks for a narrower search.
+    total_exact: bool = True

@@ -107,6 +107,10 @@ def imported_warning(origin: Origin) -> str:
     )
 
 
+#: A search counts its matches up to this many; beyond, the page says "1000+".
+SEARCH_COUNT_LIMIT = 1000
+
+
 class RecordsService:
     """Users, phonebook entries and speed dials, as made or changed by hand."""
 
@@ -188,12 +192,21 @@ class RecordsService:
             # No record holds such a character (each is refused on the way in), and
             # PostgreSQL would not even take some of them as a parameter.
             return _PAGES[target](items=[], total=0)
+        # A page of a search counts its matches up to a bound: three common letters
+        # match a sixth of a large phonebook, and counting them all costs more than the
+        # page. A face asking for every record (limit=None) gets the exact count.
+        bound = SEARCH_COUNT_LIMIT + 1 if where.search and limit is not None else None
         with self.app.reading() as conn:
             rows = record_queries.find_records(
                 conn, target, where, sort, limit=limit, offset=offset
             )
-            total = record_queries.count_records(conn, target, where)
-        return _PAGES[target](items=[_model(target, row) for row in rows], total=total)
+            total = record_queries.count_records(conn, target, where, up_to=bound)
+        exact = bound is None or total < bound
+        return _PAGES[target](
+            items=[_model(target, row) for row in rows],
+            total=total if exact else SEARCH_COUNT_LIMIT,
+            total_exact=exact,
+        )
 
     @overload
     def get(self, target: Literal["users"], ref: int | str) -> User: ...

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, String, func, select
+from sqlalchemy import ColumnElement, Connection, Select, String, func, literal, select
 
 from pbx_connector.domain.search import fold
 from pbx_connector.domain.targets import TARGETS
@@ -57,7 +57,16 @@ def find_records(
 ) -> list[dict[str, Any]]:
     """One page of records, each as `store.records.public_record` shows it."""
     table = table_for(target)
-    query = _filtered(conn, select(table), target, where).order_by(*_order_by(target, order))
+    driven = _index_first(conn, target, where) if order.field == "id" else None
+    if driven is not None:
+        # A search in id order is read from the index in its row order: a page stops
+        # after `limit` matches instead of collecting and sorting every match.
+        query = _owned(
+            select(table).select_from(driven.source).where(driven.condition), target, where
+        )
+        query = query.order_by(driven.row_id.desc() if order.descending else driven.row_id)
+    else:
+        query = _filtered(conn, select(table), target, where).order_by(*_order_by(target, order))
     if limit is not None:
         query = query.limit(limit)
     if offset:
@@ -67,10 +76,25 @@ def find_records(
     return [public_record(spec, r._mapping, names) for r in conn.execute(query)]
 
 
-def count_records(conn: Connection, target: str, where: RecordFilter) -> int:
-    """How many records the filter matches, whatever the page."""
-    query = _filtered(conn, select(func.count()).select_from(table_for(target)), target, where)
-    return int(conn.execute(query).scalar_one())
+def count_records(
+    conn: Connection, target: str, where: RecordFilter, *, up_to: int | None = None
+) -> int:
+    """How many records the filter matches, whatever the page; with `up_to`, counting
+    stops there (a search for three common letters need not count 16,000 matches to
+    say that there are more than a page can show)."""
+    table = table_for(target)
+    if up_to is None:
+        query = _filtered(conn, select(func.count()).select_from(table), target, where)
+        return int(conn.execute(query).scalar_one())
+    driven = _index_first(conn, target, where)
+    if driven is not None:
+        matching = _owned(
+            select(literal(1)).select_from(driven.source).where(driven.condition), target, where
+        )
+    else:
+        matching = _filtered(conn, select(literal(1)).select_from(table), target, where)
+    capped = matching.limit(up_to).subquery()
+    return int(conn.execute(select(func.count()).select_from(capped)).scalar_one())
 
 
 def user_id_by_username(conn: Connection, username: str) -> int | None:
@@ -96,15 +120,36 @@ def phonebook_owners(conn: Connection) -> list[tuple[str, int]]:
 def _filtered(
     conn: Connection, query: Select[Any], target: str, where: RecordFilter
 ) -> Select[Any]:
-    table = table_for(target)
-    if where.owner is not None and target == "phonebook":
-        owner = table.c.owner
-        query = query.where(
-            owner.is_(None) if where.owner == "" else owner == fold_username(where.owner)
-        )
+    query = _owned(query, target, where)
     if where.search:
         query = query.where(_matches(conn, target, where.search))
     return query
+
+
+def _owned(query: Select[Any], target: str, where: RecordFilter) -> Select[Any]:
+    if where.owner is not None and target == "phonebook":
+        owner = table_for(target).c.owner
+        query = query.where(
+            owner.is_(None) if where.owner == "" else owner == fold_username(where.owner)
+        )
+    return query
+
+
+def _terms(search: str) -> list[str]:
+    """The folded term, and the digits of a term that looks like a number."""
+    terms = [fold(search)]
+    digits = _number_fragment(search)
+    if digits is not None and digits not in terms:
+        terms.append(digits)
+    return terms
+
+
+def _index_first(
+    conn: Connection, target: str, where: RecordFilter
+) -> search_index.IndexFirst | None:
+    if not where.search:
+        return None
+    return search_index.index_first(conn, table_for(target), _terms(where.search))
 
 
 def _matches(conn: Connection, target: str, search: str) -> ColumnElement[bool]:
@@ -112,11 +157,7 @@ def _matches(conn: Connection, target: str, search: str) -> ColumnElement[bool]:
     see `store.search`): case and accents do not matter, `mül` finds `Jürgen Müller`. A
     term that looks like a number also matches the E.164 forms by its digits, so
     `0991 123` finds `+49 991 12345`."""
-    terms = [fold(search)]
-    digits = _number_fragment(search)
-    if digits is not None and digits not in terms:
-        terms.append(digits)
-    return search_index.matches(conn, table_for(target), terms)
+    return search_index.matches(conn, table_for(target), _terms(search))
 
 
 def _number_fragment(search: str) -> str | None:

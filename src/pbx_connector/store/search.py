@@ -16,6 +16,7 @@ table drops its triggers: such a migration must call `create_search_index` again
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -31,6 +32,11 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import (
+    table as table_clause,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import Join
 
 from pbx_connector.domain.search import search_text
 from pbx_connector.domain.targets import TARGETS
@@ -152,6 +158,46 @@ def matches(conn: Connection, table: Table, terms: Sequence[str]) -> ColumnEleme
         return table.c.id.in_(inner.columns(column("rowid", Integer)))
     likes = ["%" + _like_escaped(t) + "%" for t in terms]
     return or_(*(table.c.search_text.like(p, escape=_ESCAPE) for p in likes))
+
+
+class _IndexFirst(Join):
+    """A join that SQLite must read left to right (`CROSS JOIN`): the search index
+    first, in its row id order, so that a page of 50 stops after 50 matches. Left to
+    itself, the planner may start from another index of the record table (the owner's,
+    for the global phonebook) and look every record up in the search index."""
+
+    inherit_cache = True
+
+
+@compiles(_IndexFirst, "sqlite")
+def _cross_join(element: _IndexFirst, compiler: Any, **kw: Any) -> str:
+    joined: str = compiler.visit_join(element, **kw)
+    # The left side is the bare index table: its first " JOIN " is this join's.
+    return joined.replace(" JOIN ", " CROSS JOIN ", 1)
+
+
+@dataclass(frozen=True)
+class IndexFirst:
+    """How to read a search from the index in record id order (SQLite, one term): select
+    from `source`, keep `condition`, order by `row_id`."""
+
+    source: Any
+    condition: ColumnElement[bool]
+    row_id: ColumnElement[Any]
+
+
+def index_first(conn: Connection, table: Table, terms: Sequence[str]) -> IndexFirst | None:
+    """The search of one term read from the index in id order, or None where that does
+    not apply (PostgreSQL, whose planner does this by itself; several terms)."""
+    if conn.dialect.name != "sqlite" or len(terms) != 1:
+        return None
+    fts = table_clause(_fts(table.name), column("rowid", Integer), column("search_text"))
+    pattern = "*" + _glob_escaped(terms[0]) + "*"
+    return IndexFirst(
+        source=_IndexFirst(fts, table, table.c.id == fts.c.rowid),
+        condition=fts.c.search_text.op("GLOB")(pattern),
+        row_id=fts.c.rowid,
+    )
 
 
 def _glob_escaped(term: str) -> str:
