@@ -131,7 +131,12 @@ def test_available_template_is_complete(template: Template) -> None:
             assert template.variables.get(f.name), f"{f.name} has no variable"
     assert template.key
     assert template.settings
-    assert any(s.required for s in template.settings)
+    if template.source == "csv":
+        # The file is given by one of path, share, url or upload: none alone is required.
+        names = {s.name for s in template.settings}
+        assert {"path", "use_share", "url", "upload"} <= names
+    else:
+        assert any(s.required for s in template.settings)
 
 
 @ALL
@@ -169,15 +174,36 @@ def test_common_settings_belong_to_every_template() -> None:
 def test_csv_settings() -> None:
     template = get_template("csv-phonebook")
     path = template.setting("path")
-    assert path is not None and path.required and path.default == ""
+    # Not required: the file may come from a share, a URL or an upload instead.
+    assert path is not None and not path.required and path.default == ""
     defaults = {s.name: s.default for s in CSV_SETTINGS}
     assert defaults == {
         "path": "",
+        "format": "csv",
         "encoding": "utf-8",
         "delimiter": ",",
         "line_separator": "auto",
         "enclosure": '"',
+        "sheet": "1",
+        "header_row": "1",
+        "use_share": "no",
+        "share": "",
+        "share_port": "445",
+        "share_user": "",
+        "share_password": "",
+        "url": "",
+        "url_user": "",
+        "url_password": "",
+        "url_token": "",
+        "ca_file": "",
+        "verify": "yes",
+        "timeout": "30",
+        "max_size": "100",
+        "redirects": "same-origin",
+        "upload": "no",
     }
+    secrets = {s.name for s in CSV_SETTINGS if s.secret}
+    assert secrets == {"share_password", "url_password", "url_token"}
     assert template.setting("nonexistent") is None
 
 

@@ -12,8 +12,9 @@ from pbx_connector.domain.phone import is_valid_region
 from pbx_connector.domain.targets import TARGETS
 from pbx_connector.errors import ConfigError, PbxConnectorError, UsageError
 from pbx_connector.mapping import check_expression, compile_variable
-from pbx_connector.sources.csv import CsvOptions
+from pbx_connector.sources.files import check_file_settings, file_is_given
 from pbx_connector.sources.ldap import DIRECTORY_KINDS, check_directory_settings
+from pbx_connector.sources.peer import check_settings as check_peer_settings
 from pbx_connector.sources.registry import open_source
 from pbx_connector.store.profiles import Profile
 from pbx_connector.sync.plan import delete_limit
@@ -58,6 +59,12 @@ def new_profile(
                 f"(--set {s.name}=…): {s.description}",
                 field=s.name,
             )
+    if template.source == "csv" and not file_is_given(profile.settings):
+        raise UsageError(
+            f"the template {template.name!r} needs the setting 'path' (--set path=…), or a "
+            "share (use_share=yes), a url, or an uploaded file (upload=yes): where the file is",
+            field="path",
+        )
     notes = fit_variables_to_source(profile)
     return profile, notes
 
@@ -107,7 +114,9 @@ def validate_settings(profile: Profile, template: Template) -> None:
     s = profile.settings
     check_settings(template, s)
     if template.source == "csv":
-        CsvOptions.from_settings(s)
+        check_file_settings(s)
+    elif template.source == "peer":
+        check_peer_settings(s)
     elif template.source in DIRECTORY_KINDS:
         check_directory_settings(template.source, s)
     delete_limit(s.get("max_delete", "10%"), 0)

@@ -94,7 +94,17 @@ COMMON_SETTINGS: tuple[SettingSpec, ...] = (
 )
 
 CSV_SETTINGS: tuple[SettingSpec, ...] = (
-    SettingSpec("path", description="path to the CSV file on this machine", required=True),
+    SettingSpec(
+        "path",
+        description="path to the file on this machine; with use_share, the path inside the "
+        "share (test\\address.csv or test/address.csv)",
+    ),
+    SettingSpec(
+        "format",
+        "csv",
+        "csv, or xlsx (an Excel workbook: see sheet and header_row)",
+        choices=("csv", "xlsx"),
+    ),
     SettingSpec(
         "encoding",
         "utf-8",
@@ -103,8 +113,79 @@ CSV_SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("delimiter", ",", "field separator", choices=(",", ";", "tab", "|", "auto")),
     SettingSpec("line_separator", "auto", "line ends", choices=("auto", "crlf", "lf", "cr")),
     SettingSpec("enclosure", '"', "field enclosure", choices=('"', "'", "none")),
+    SettingSpec("sheet", "1", "xlsx: the sheet to read, by name or 1-based position"),
+    SettingSpec("header_row", "1", "xlsx: the row that holds the column names (1-based)"),
+    # Where the file comes from: this machine (path), a share, a URL or an upload.
+    SettingSpec(
+        "use_share",
+        "no",
+        "read the file from an SMB/CIFS share (share, path, share_user, share_password)",
+        choices=("yes", "no"),
+    ),
+    SettingSpec("share", "", "the share as a UNC path: \\\\server\\share"),
+    SettingSpec("share_port", "445", "TCP port of the SMB server"),
+    SettingSpec("share_user", "", "account on the share: user, DOMAIN\\user or user@domain"),
+    SettingSpec("share_password", "", "password of share_user", secret=True),
+    SettingSpec("url", "", "read the file from this https:// or http:// URL instead of a path"),
+    SettingSpec("url_user", "", "user name for HTTP basic authentication at the URL"),
+    SettingSpec("url_password", "", "password for HTTP basic authentication", secret=True),
+    SettingSpec("url_token", "", "bearer token sent to the URL instead of a user", secret=True),
+    SettingSpec("ca_file", "", "URL: PEM file of the CA that signed the server certificate"),
+    SettingSpec(
+        "verify",
+        "yes",
+        "URL: check the server certificate (turn off only to debug)",
+        choices=("yes", "no"),
+    ),
+    SettingSpec("timeout", "30", "seconds to wait for the share or URL server to answer"),
+    SettingSpec("max_size", "100", "URL: the largest file taken, in MiB"),
+    SettingSpec(
+        "redirects",
+        "same-origin",
+        "URL: follow redirects only to the same scheme and host, to any, or none",
+        choices=("same-origin", "any", "none"),
+    ),
+    SettingSpec(
+        "upload",
+        "no",
+        "read the file last uploaded to this profile (profile upload, or Upload on its page)",
+        choices=("yes", "no"),
+    ),
 )
 
+
+#: Another pbx-connector instance, read over its REST API with a viewer token.
+PEER_SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "url",
+        "",
+        "address of the other instance, e.g. https://pbx2.example.test:8080",
+        required=True,
+    ),
+    SettingSpec(
+        "token", "", "an API token of the other instance with the viewer role", secret=True
+    ),
+    SettingSpec("ca_file", "", "PEM file of the CA that signed the other instance's certificate"),
+    SettingSpec(
+        "verify",
+        "yes",
+        "check the other instance's certificate (turn off only to debug)",
+        choices=("yes", "no"),
+    ),
+    SettingSpec("timeout", "30", "seconds to wait for the other instance to answer"),
+)
+#: The fields of a peer's phonebook entry, and its id there as the key.
+_PEER_PHONEBOOK = (
+    "displayname",
+    "phone",
+    "givenname",
+    "surname",
+    "organisation",
+    "email",
+    "mobile",
+    "homephone",
+    "fax",
+)
 
 #: Users whose direct number has no DIN 5008 extension part (`+49 89 3005`): the
 #: extension is the number's last digits, for companies whose DIDs end in it.
@@ -453,12 +534,16 @@ TEMPLATES: tuple[Template, ...] = (
         _ldap_settings(LDAP_SPEEDDIALS_FILTER),
         _LDAP_SPEEDDIAL_VARS,
     ),
-    _not_yet(
-        "peer-phonebook",
-        "pbx-connector Phonebook",
-        "phonebook",
-        "peer",
-        "the global phonebook of another pbx-connector instance",
+    Template(
+        name="peer-phonebook",
+        label="pbx-connector Phonebook",
+        target="phonebook",
+        source="peer",
+        description="the global phonebook of another pbx-connector instance (not available yet)",
+        available=False,
+        settings=PEER_SETTINGS,
+        variables=_variables("phonebook", _one_to_one(*_PEER_PHONEBOOK)),
+        key="id",
     ),
 )
 

@@ -174,7 +174,11 @@ def test_delete_keeps_records_unless_purged(
 
 def test_secrets_are_named_never_shown_nor_exported(app: App) -> None:
     assert app.profiles.secret_setting_names("ldap-users") == {"bind_password"}
-    assert app.profiles.secret_setting_names("csv-phonebook") == set()
+    assert app.profiles.secret_setting_names("csv-phonebook") == {
+        "share_password",
+        "url_password",
+        "url_token",
+    }
     _ldap_profile(app)
     view = app.profiles.get("dir")
     assert view.secrets_set == ["bind_password"] and view.secrets_unreadable is False

@@ -747,7 +747,7 @@ def open_regular_file(path: str | os.PathLike[str], name: str) -> tuple[BinaryIO
     return file, info
 
 
-def _version(info: os.stat_result) -> tuple[int, int]:
+def file_version(info: os.stat_result) -> tuple[int, int]:
     """What changes when a file's content does (an unlink or rename does not count)."""
     return info.st_size, info.st_mtime_ns
 
@@ -771,7 +771,7 @@ class CsvSource:
         file, info = open_regular_file(self.path, self.name)
         with file:
             yield from read_csv(file, self.options, self.name)
-            if _version(os.fstat(file.fileno())) != _version(info):
+            if file_version(os.fstat(file.fileno())) != file_version(info):
                 raise SourceError(
                     "the file changed while it was read (is it still being written?)",
                     source=self.name,

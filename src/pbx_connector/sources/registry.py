@@ -1,13 +1,24 @@
-"""Which source class reads which kind of profile."""
+"""Which source reads which kind of profile: one table, kind -> factory."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 from pbx_connector.errors import ConfigError
+from pbx_connector.sources import peer
 from pbx_connector.sources.base import Source
-from pbx_connector.sources.csv import CsvOptions, CsvSource
+from pbx_connector.sources.files import open_file_source
 from pbx_connector.sources.ldap import DIRECTORY_KINDS, open_directory
+
+#: (settings, secrets, attributes) -> a source, built but not yet read.
+SourceFactory = Callable[[Mapping[str, str], Mapping[str, str], Sequence[str] | None], Source]
+
+SOURCES: dict[str, SourceFactory] = {
+    "csv": open_file_source,
+    **{kind: partial(open_directory, kind) for kind in DIRECTORY_KINDS},
+    "peer": peer.open_peer,
+}
 
 
 def open_source(
@@ -19,11 +30,8 @@ def open_source(
     """Build (not yet read) the source of a profile. Secrets are passed apart from settings
     so that nothing that prints settings can print them. `attributes` are the fields the
     profile uses, for sources that fetch only what is asked (None: everything)."""
-    if kind == "csv":
-        path = settings.get("path", "").strip()
-        if not path:
-            raise ConfigError("the CSV path is not set (profile set NAME path=FILE)", field="path")
-        return CsvSource(path, CsvOptions.from_settings(settings))
-    if kind in DIRECTORY_KINDS:
-        return open_directory(kind, settings, secrets, attributes)
-    raise ConfigError(f"the {kind!r} source is not available yet")
+    try:
+        factory = SOURCES[kind]
+    except KeyError:
+        raise ConfigError(f"the {kind!r} source is not available yet") from None
+    return factory(settings, secrets, attributes)
