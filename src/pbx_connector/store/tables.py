@@ -219,6 +219,19 @@ api_tokens = Table(
 
 #: Signed-in sessions of the admin pages: only a hash of each session id is kept (the id
 #: lives in the browser's cookie), with the CSRF token its forms must send back.
+#: What a source keeps between runs of a profile, by name: a URL's ETag and Last-Modified,
+#: an uploaded file's name, size and checksum. Never a secret.
+source_state = Table(
+    "source_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("profile_id", Integer, ForeignKey("profiles.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("profile_id", "name"),
+)
+
 web_sessions = Table(
     "web_sessions",
     metadata,
