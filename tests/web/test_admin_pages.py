@@ -342,6 +342,10 @@ def test_the_authentication_log_is_paged_and_filtered(web: Server) -> None:
         one = sign.get("/authentication", username=" GHOST7 ")
         assert "1 attempt<" in one.text and ">ghost7<" in one.text
         assert "0 attempts" in sign.get("/authentication", outcome="accepted", origin="api").text
+        # A page number someone edited shows the first page, not an error.
+        for odd in ("abc", "-1", "0", "9" * 40):
+            assert "page 1 of 2" in sign.get("/authentication", page_no=odd).text, odd
+        assert "page 2 of 2" in sign.get("/authentication", page_no="7").text
         # A filter the core refuses is said next to it.
         bad = sign.get("/authentication", outcome="maybe")
         assert bad.status_code == 200

@@ -135,6 +135,12 @@ def _when(value: datetime | str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _number(text: str) -> int | None:
+    """A page number or id from a link's query string; None for anything else (a link
+    someone edited is not worth an error page)."""
+    return int(text) if text.isdigit() and len(text) <= 18 else None
+
+
 def _field_errors(exc: UsageError, known: tuple[str, ...]) -> tuple[dict[str, str], str]:
     """An error of the core as the form shows it: next to the field it names when the
     form has that field, else above the form."""
@@ -184,14 +190,17 @@ def _log_view(
     errors: dict[str, str] = {}
     attempts: list[AuthAttempt] = []
     total = 0
+    name, result, where = username.strip() or None, outcome or None, origin.strip() or None
     try:
         listed = core(request).auth.log(
-            username.strip() or None,
-            limit=LOG_PAGE,
-            offset=(page_no - 1) * LOG_PAGE,
-            outcome=outcome or None,
-            origin=origin.strip() or None,
+            name, LOG_PAGE, (page_no - 1) * LOG_PAGE, outcome=result, origin=where
         )
+        last = max(1, -(-listed.total // LOG_PAGE))
+        if page_no > last:  # past the end (an old link, the log filtered since): the last page
+            page_no = last
+            listed = core(request).auth.log(
+                name, LOG_PAGE, (page_no - 1) * LOG_PAGE, outcome=result, origin=where
+            )
         attempts, total = listed.items, listed.total
     except UsageError as exc:
         errors, _ = _field_errors(exc, ("username", "outcome", "origin"))
@@ -277,7 +286,7 @@ def authentication(
     username: str = "",
     outcome: str = "",
     origin: str = "",
-    page_no: int = 1,
+    page_no: str = "1",
     saved: str = "",
 ) -> Response:
     """The seed's `Appliance > Services > Authentication`: the directory settings, Test
@@ -285,7 +294,7 @@ def authentication(
     return _authentication_page(
         request,
         session,
-        log=_log_view(request, username, outcome, origin, page_no),
+        log=_log_view(request, username, outcome, origin, _number(page_no) or 1),
         notice="The authentication settings are saved." if saved else "",
     )
 
@@ -411,12 +420,10 @@ def _settings_page(
 
 
 @router.get("/settings")
-def settings(
-    request: Request, session: Viewer, saved: str = "", revoked: int | None = None
-) -> Response:
+def settings(request: Request, session: Viewer, saved: str = "", revoked: str = "") -> Response:
     notice = "The instance settings are saved." if saved else ""
-    if revoked is not None:
-        notice = f"API token {revoked} is revoked: it no longer works."
+    if _number(revoked):
+        notice = f"API token {_number(revoked)} is revoked: it no longer works."
     return _settings_page(request, session, notice=notice)
 
 
