@@ -316,6 +316,7 @@ def _list_page(
     status = 200
     items: list[Any] = []
     total = 0
+    exact = True
     try:
         listed = records.list(
             kind.target,
@@ -337,7 +338,7 @@ def _list_page(
                 limit=PAGE_SIZE,
                 offset=(last - 1) * PAGE_SIZE,
             )
-        items, total = list(listed.items), listed.total
+        items, total, exact = list(listed.items), listed.total, listed.total_exact
     except UsageError as exc:
         if isinstance(exc, NotFoundError):
             raise
@@ -351,8 +352,12 @@ def _list_page(
         "kind": kind,
         "items": items,
         "total": total,
+        # A search counts only so far: "1000+", and a full page may have a next one.
+        "total_exact": exact,
         "state": state,
-        "pages": max(1, -(-total // PAGE_SIZE)),
+        "pages": max(1, -(-total // PAGE_SIZE))
+        if exact
+        else max(-(-total // PAGE_SIZE), state.page_no + (len(items) == PAGE_SIZE)),
         "errors": errors,
         "notice": NOTICES.get(request.query_params.get("notice", "")),
         "results_id": RESULTS_ID,
