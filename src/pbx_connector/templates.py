@@ -539,10 +539,12 @@ TEMPLATES: tuple[Template, ...] = (
         label="pbx-connector Phonebook",
         target="phonebook",
         source="peer",
-        description="the global phonebook of another pbx-connector instance (not available yet)",
-        available=False,
+        description="the global phonebook of another pbx-connector instance, read over its "
+        "REST API with a viewer token",
         settings=PEER_SETTINGS,
-        variables=_variables("phonebook", _one_to_one(*_PEER_PHONEBOOK)),
+        variables=_variables(
+            "phonebook", _one_to_one(*_PEER_PHONEBOOK, "notes", "homepage", "customernumber")
+        ),
         key="id",
     ),
 )
