@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from pbx_connector.errors import ConfigError, SourceError
 from pbx_connector.sources.peer import CHANGED, PAGE_SIZE, check_settings, open_peer
 from tests.api.conftest import Server, run_cli
 from tests.helpers import PHONEBOOK_HEADER, free_port, write_csv
+from tests.servers.tls import TlsFiles, make_tls_files
 
 PROFILE = "from-peer"
 
@@ -27,8 +30,22 @@ PROFILE = "from-peer"
 # --- two instances --------------------------------------------------------------------------
 
 
+#: `serve` with TLS: the same application, handed to uvicorn with a certificate (as a
+#: TLS-terminating proxy in front of `serve` would present one).
+_SERVE_TLS = """
+import sys, uvicorn
+from pbx_connector.api import create_api
+from pbx_connector.service.app import App
+db, port, cert, key = sys.argv[1:]
+uvicorn.run(create_api(App.open(db)), host="127.0.0.1", port=int(port),
+            ssl_certfile=cert, ssl_keyfile=key, log_level="info", access_log=False)
+"""
+
+
 @contextmanager
-def _serve(directory: Path) -> Iterator[tuple[Server, subprocess.Popen[bytes]]]:
+def _serve(
+    directory: Path, tls: TlsFiles | None = None
+) -> Iterator[tuple[Server, subprocess.Popen[bytes]]]:
     """`pbx-connector serve` on its own SQLite store and data directory, with an admin
     token; its log must hold no traceback (and is checked for tokens by the tests)."""
     directory.mkdir()
@@ -38,18 +55,22 @@ def _serve(directory: Path) -> Iterator[tuple[Server, subprocess.Popen[bytes]]]:
     port = free_port()
     log_path = directory / "serve.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed below
+    if tls is None:
+        command = ["-m", "pbx_connector.cli", "--db", db, "serve", "--port", str(port)]
+    else:
+        command = ["-c", _SERVE_TLS, db, str(port), str(tls.cert_file), str(tls.key_file)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pbx_connector.cli", "--db", db, "serve", "--port", str(port)],
+        [sys.executable, *command],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PBX_CONNECTOR_HOME": str(home)},
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:
         while True:
             try:
-                httpx.get(f"{url}/api/v1/openapi.json", timeout=2)
+                httpx.get(f"{url}/api/v1/openapi.json", timeout=2, verify=False)
                 break
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -341,7 +362,7 @@ def test_global_phonebook_is_mirrored_across_syncs(
     every_report = [
         cli(local, "run", "show", str(r["id"]), "--json").stdout for r in json.loads(runs)
     ]
-    logs = [(local.home.parent / "serve.log").read_text()]
+    logs = [(server.home.parent / "serve.log").read_text() for server in (local, peer)]
     texts = [
         notes,
         shown,
@@ -364,6 +385,21 @@ def test_global_phonebook_is_mirrored_across_syncs(
         no_token_anywhere(secret, *texts)
 
 
+def fill(server: Server, count: int, directory: Path) -> None:
+    """`count` global entries on `server`, imported there from a CSV file (quicker than
+    one request each)."""
+    csv_file = write_csv(
+        directory / "many.csv",
+        PHONEBOOK_HEADER,
+        [
+            [f"Person {n:04}", f"+49 991 {10000 + n}", "", "", f"Org {n % 7}", "", "", "", ""]
+            for n in range(count)
+        ],
+    )
+    cli(server, "profile", "create", "bulk", "-t", "csv-phonebook", "--set", f"path={csv_file}")
+    cli(server, "sync", "bulk")
+
+
 def _last_run_id(server: Server) -> str:
     runs = json.loads(cli(server, "runs", "--json").stdout)
     return str(max(r["id"] for r in runs))
@@ -371,16 +407,7 @@ def _last_run_id(server: Server) -> str:
 
 def test_more_entries_than_a_page(peer: Server, local: Server, tmp_path: Path) -> None:
     count = 2 * PAGE_SIZE + 200
-    csv_file = write_csv(
-        tmp_path / "many.csv",
-        PHONEBOOK_HEADER,
-        [
-            [f"Person {n:04}", f"+49 991 {10000 + n}", "", "", f"Org {n % 7}", "", "", "", ""]
-            for n in range(count)
-        ],
-    )
-    cli(peer, "profile", "create", "bulk", "-t", "csv-phonebook", "--set", f"path={csv_file}")
-    cli(peer, "sync", "bulk")
+    fill(peer, count, tmp_path)
     token, _ = viewer_token(peer)
     create_profile(local, peer, token)
     run = api_run(local)
@@ -389,11 +416,10 @@ def test_more_entries_than_a_page(peer: Server, local: Server, tmp_path: Path) -
     assert_mirrors(local, peer)
 
 
-def test_a_phonebook_changing_while_it_is_read_fails_the_read(peer: Server) -> None:
+def test_a_phonebook_changing_while_it_is_read_fails_the_read(peer: Server, tmp_path: Path) -> None:
     """Deleting an entry already read moves the later ones down a place; adding one
     changes the total: either way the read stops instead of skipping an entry."""
-    for n in range(PAGE_SIZE + 20):
-        add_entry(peer, displayname=f"E{n}")
+    fill(peer, PAGE_SIZE + 20, tmp_path)
     token, _ = viewer_token(peer)
     entries = global_phonebook(peer)
     source = open_peer({"url": peer.url}, {"token": token})
@@ -439,12 +465,74 @@ def test_what_each_failure_says(peer: Server) -> None:
     assert error({"url": gone}).startswith(f"{gone}: cannot connect to the peer: ")
     # https:// to a plain-HTTP server.
     tls = error({"url": peer.url.replace("http://", "https://")})
-    assert "TLS handshake with the peer failed" in tls
+    assert "TLS handshake with the peer failed (wrong version number)" in tls
+    assert "does it serve plain http" in tls
     # A 401 and no token at all.
     assert "HTTP 401" in error({"url": peer.url}, "pbxc_wrong")
     with pytest.raises(ConfigError, match="no API token of the peer is set") as missing:
         list(open_peer({"url": peer.url}, {}).rows())
     assert missing.value.field == "token"
+
+
+def test_a_server_that_is_not_a_peer(tmp_path: Path) -> None:
+    """A plain web server where the url points, and one that accepts the connection but
+    never answers: the read fails and says why."""
+    root = tmp_path / "www"
+    for prefix, body in (
+        ("html", "<html><body>Welcome</body></html>"),
+        ("object", '{"items": "none", "total": 1}'),
+        ("private", '{"items": [{"id": 1, "displayname": "P", "owner": "alice"}], "total": 1}'),
+        (
+            "ids",
+            '{"items": [{"id": 2, "displayname": "B"}, {"id": 1, "displayname": "A"}], "total": 2}',
+        ),
+        ("numbers", '{"items": [{"id": 1, "displayname": 7}], "total": 1}'),
+    ):
+        (root / prefix / "api" / "v1").mkdir(parents=True)
+        (root / prefix / "api" / "v1" / "phonebook").write_text(body)
+    port = free_port()
+    web = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    hung = socket.socket()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base, timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+
+        def error(prefix: str) -> str:
+            with pytest.raises(SourceError) as caught:
+                list(open_peer({"url": f"{base}/{prefix}"}, {"token": "pbxc_t"}).rows())
+            assert caught.value.source == f"{base}/{prefix}"
+            return caught.value.message
+
+        assert (
+            error("html")
+            == "the peer's answer is not a phonebook page of pbx-connector's API (not JSON)"
+        )
+        assert 'no "items" list' in error("object")
+        assert "answered a private phonebook entry" in error("private")
+        assert error("ids") == CHANGED
+        assert "field 'displayname' of entry 1 is not text" in error("numbers")
+
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        with pytest.raises(SourceError, match=r"did not answer within 0\.5 s \(timeout\)"):
+            list(open_peer({"url": url, "timeout": "0.5"}, {"token": "pbxc_t"}).rows())
+    finally:
+        hung.close()
+        web.terminate()
+        web.wait(timeout=20)
 
 
 def test_creating_a_profile_does_not_need_the_peer(local: Server) -> None:
@@ -526,3 +614,55 @@ def test_check_settings_reads_the_ca_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not set") as caught:
         open_peer({}, {})
     assert caught.value.field == "url"
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+def test_tls_uses_the_ca_file_and_verify(tmp_path: Path) -> None:
+    """A peer over https: its certificate is checked against ca_file (or the system's
+    CAs); verify=no reads it anyway; a certificate for another name is refused."""
+    tls = make_tls_files(tmp_path / "tls")
+    other_name = make_tls_files(tmp_path / "tls-other", host="127.0.0.2", dns_names=["pbx9.test"])
+    with _serve(tmp_path / "peer", tls) as (peer, _):
+        add_entry_tls = {"displayname": "Over TLS", "phone": "+49 991 7007"}
+        with httpx.Client(
+            base_url=peer.url,
+            verify=ssl.create_default_context(cafile=tls.ca_file),
+            headers={"Authorization": f"Bearer {peer.admin_token}"},
+        ) as client:
+            assert client.post("/api/v1/phonebook", json=add_entry_tls).status_code == 201
+        token, _ = viewer_token(peer)
+
+        def names(**settings: str) -> list[object]:
+            source = open_peer({"url": peer.url, **settings}, {"token": token})
+            return [row.data["displayname"] for row in source.rows()]
+
+        def refused(**settings: str) -> str:
+            with pytest.raises(SourceError) as caught:
+                names(**settings)
+            assert caught.value.source == peer.url and token not in str(caught.value)
+            return caught.value.message
+
+        assert names(ca_file=str(tls.ca_file)) == ["Over TLS"]
+        assert names(verify="no") == ["Over TLS"]
+        assert refused().startswith("TLS: the peer's certificate was not accepted (")
+        assert "set ca_file to the CA that signed it" in refused()
+        wrong = refused(ca_file=str(tls.wrong_ca_file))
+        assert "ca_file is not the CA that signed it" in wrong
+        # The CA of another certificate set is no better.
+        assert "not accepted" in refused(ca_file=str(other_name.ca_file))
+        with pytest.raises(SourceError, match="without an HTTP answer; does it serve https"):
+            list(open_peer({"url": peer.url.replace("https:", "http:")}, {"token": token}).rows())
+    with _serve(tmp_path / "peer-other", other_name) as (misnamed, _):
+        token, _ = viewer_token(misnamed)
+        with pytest.raises(SourceError, match=r"not accepted .*127\.0\.0\.1") as caught:
+            list(
+                open_peer(
+                    {"url": misnamed.url, "ca_file": str(other_name.ca_file)}, {"token": token}
+                ).rows()
+            )
+        assert (
+            "Hostname mismatch" in caught.value.message
+            or "IP address mismatch" in caught.value.message
+        )

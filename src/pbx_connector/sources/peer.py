@@ -344,9 +344,18 @@ class PeerSource:
                 else "ca_file is not the CA that signed it"
             )
             return f"TLS: the peer's certificate was not accepted ({reason}); {hint}"
+        plain = self.settings.url.startswith("http://")
         if tls is not None:
             reason = (tls.reason or str(tls)).lower().replace("_", " ")
-            return f"TLS handshake with the peer failed ({reason})"
+            hint = "; does it serve plain http? then url starts with http://"
+            return f"TLS handshake with the peer failed ({reason})" + (
+                hint if "wrong version number" in reason else ""
+            )
+        if plain and isinstance(exc, httpx.RemoteProtocolError):
+            return (
+                "the peer closed the connection without an HTTP answer; does it serve "
+                "https? then url starts with https://"
+            )
         what = "connect to" if isinstance(exc, httpx.ConnectError) else "read from"
         return f"cannot {what} the peer: {_reason(exc)}"
 
