@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -343,6 +344,52 @@ def test_each_failure_names_the_share_and_the_step(
         assert secret not in caplog.text
         assert secret not in repr(caught.value.__cause__) + repr(caught.value.__context__)
     assert caught.value.__cause__ is None
+    assert _smb_threads() == []
+
+
+def _serving_pids(server: SmbdServer) -> list[int]:
+    """The smbd processes that serve a client now (smbstatus -p: one line per session)."""
+    out = subprocess.run(
+        ["smbstatus", "-p", "-s", str(server.conf)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    return [
+        int(line.split()[0])
+        for line in out.splitlines()
+        if line.split()[:1] != [] and line.split()[0].isdigit()
+    ]
+
+
+def test_a_server_that_stops_answering_mid_file_fails_after_the_timeout(
+    share: SmbdServer, large_file: tuple[str, int, int]
+) -> None:
+    """smbprotocol waits forever for an answer unless told otherwise: the timeout holds
+    for every read too, not only for the connect."""
+    path, _rows_count, _size = large_file
+    location = SHARE.build(_settings(share, path=path, timeout="1"), _secrets(share))
+    stopped: list[int] = []
+    started = 0.0
+    try:
+        with pytest.raises(SourceError) as caught, location.open() as stream:
+            assert stream.read(10) == b"displayname"[:10]
+            stopped = _serving_pids(share)
+            assert stopped
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+            started = time.monotonic()
+            while stream.read(1024 * 1024):
+                pass
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    assert time.monotonic() - started < 15
+    assert str(caught.value) == (
+        f"\\\\{HOST}\\exports\\large\\big.csv: cannot read the file large\\big.csv: "
+        "no answer within 1 s"
+    )
     assert _smb_threads() == []
 
 
