@@ -85,6 +85,12 @@ class SourceDecodeError(SourceError):
     """The bytes of a source are not valid in the configured encoding."""
 
 
+class SourceNotModified(SourceError):
+    """The source has not changed since the run that last read it (an HTTP `304 Not
+    Modified` to a conditional request): the run is recorded as `ok`, "source not
+    modified", and writes nothing."""
+
+
 class BindRefused(SourceError):
     """A directory refused a bind: wrong DN or password (not a failure of the server)."""
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from pbx_connector.domain.rows import RowValue
 
-__all__ = ["RowValue", "Source", "SourceRow", "describe_fields", "excerpt"]
+__all__ = [
+    "KeepsState",
+    "RowValue",
+    "Source",
+    "SourceRow",
+    "describe_fields",
+    "excerpt",
+    "state_keeper",
+]
 
 #: How much of a text from a source (a field name, a value) a message may quote.
 EXCERPT_CHARS: Final = 40
@@ -81,3 +89,30 @@ class Source(Protocol):
     def rows(self) -> Iterator[SourceRow]:
         """Stream the rows; one pass, constant memory."""
         ...
+
+
+class KeepsState(Protocol):
+    """What a source (or the location a file source reads through) may offer to keep a
+    little state between runs of a profile, e.g. an HTTP ETag: the run sets
+    `previous_state` before reading (None: there is none, or it must not be used) and,
+    when its changes are written, keeps `new_state()` under `state_name`, in the same
+    transaction. Whoever else reads the source (a preview) leaves `previous_state` None
+    and so always reads it fully."""
+
+    state_name: str
+    previous_state: Any
+
+    def new_state(self) -> dict[str, Any] | None:
+        """What to keep after a successful read (None: nothing; forget what was kept)."""
+        ...
+
+
+def state_keeper(source: object) -> KeepsState | None:
+    """The part of `source` that keeps state between runs, if any: the source itself,
+    or the location a file source reads through."""
+    for part in (source, getattr(source, "location", None)):
+        if isinstance(getattr(part, "state_name", None), str) and callable(
+            getattr(part, "new_state", None)
+        ):
+            return cast(KeepsState, part)
+    return None

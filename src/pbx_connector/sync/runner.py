@@ -5,23 +5,25 @@ A run that fails or is aborted changes no record; every run, dry or not, is reco
 
 from __future__ import annotations
 
+import hmac
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from pbx_connector import interrupts
 from pbx_connector.authentication import settings_from_profile
 from pbx_connector.domain.phone import PhoneNormaliser
 from pbx_connector.domain.targets import TARGETS
-from pbx_connector.errors import ConfigError, PbxConnectorError, RunLocked
+from pbx_connector.errors import ConfigError, PbxConnectorError, RunLocked, SourceNotModified
 from pbx_connector.mapping import RowMapper
-from pbx_connector.sources.base import Source, describe_fields
+from pbx_connector.sources.base import KeepsState, Source, describe_fields, state_keeper
 from pbx_connector.sources.ldap import DIRECTORY_KINDS
 from pbx_connector.sources.registry import open_source
-from pbx_connector.store import auth_store, runs
+from pbx_connector.store import auth_store, runs, source_state
 from pbx_connector.store.profiles import Profile, get_profile
 from pbx_connector.store.secrets import hash_key
 from pbx_connector.store.settings import get_settings
@@ -191,7 +193,7 @@ def execute_run(
     try:
         with runs.LeaseKeeper(engine, profile.id, run_id) as keeper:
             tracked = _tracked(progress, keeper)
-            plan = _plan(engine, profile, instance, dry_run, tracked)
+            plan, kept = _plan_with_state(engine, profile, instance, dry_run, force, tracked)
             report.update(_plan_report(plan))
             if plan.abort_reason and not force:
                 report["status"] = "aborted"
@@ -204,8 +206,14 @@ def execute_run(
                 report["message"] = "applied" + (" (forced)" if plan.abort_reason else "")
                 if configures_authentication(profile):
                     report["message"] += "; authentication settings taken from this profile"
-                _apply(engine, profile, plan, run_id, report, tracked)
+                _apply(engine, profile, plan, run_id, report, tracked, kept)
                 return _stored(engine, run_id)
+    except SourceNotModified:
+        # Nothing to read, so nothing to write or delete; the kept state stays.
+        report.update(status="ok", counts={}, errors=[], warnings=[], changes=[])
+        report["message"] = (
+            "dry run: source not modified, nothing changed" if dry_run else "source not modified"
+        )
     except PbxConnectorError as exc:
         # Line and field go into their own keys; the message keeps only the source.
         message = f"{exc.source}: {exc.message}" if exc.source else exc.message
@@ -244,6 +252,66 @@ def _tracked(progress: Progress, keeper: runs.LeaseKeeper) -> Progress:
     return Progress(reading, writing)
 
 
+@dataclass
+class _KeptState:
+    """A source's state between runs (see `sources.base.KeepsState`), stored with a key
+    of the profile it was kept for."""
+
+    keeper: KeepsState
+    key: str
+
+
+def _state_key(profile: Profile, fingerprint: str) -> str:
+    """What a kept source state is valid for: the profile as it is now (source, settings,
+    secrets, variables, pre-filter, mode, phone rules). After any change, e.g. another
+    URL or password, or another variable, the next run reads the source fully. Keyed
+    with the instance's hash key, so that the secrets cannot be guessed from it."""
+    data = json.dumps(
+        [
+            profile.source,
+            profile.target,
+            profile.mode,
+            profile.settings,
+            profile.secrets,
+            profile.variables,
+            profile.prefilter,
+            fingerprint,
+        ],
+        sort_keys=True,
+    )
+    return hmac.new(hash_key(), data.encode(), "sha256").hexdigest()
+
+
+def _kept_state(
+    engine: Engine, profile: Profile, source: Source, fingerprint: str, force: bool
+) -> _KeptState | None:
+    """The source's state kept by an earlier run, handed to the source (unless the run
+    is forced: then the source is read fully)."""
+    assert profile.id is not None
+    keeper = state_keeper(source)
+    if keeper is None:
+        return None
+    kept = _KeptState(keeper, _state_key(profile, fingerprint))
+    if not force:
+        with engine.connect() as conn:
+            stored = source_state.get_state(conn, profile.id, keeper.state_name)
+        if stored is not None and stored.get("key") == kept.key:
+            keeper.previous_state = stored.get("state")
+    return kept
+
+
+def _keep_state(conn: Connection, profile_id: int, kept: _KeptState | None) -> None:
+    if kept is None:
+        return
+    state = kept.keeper.new_state()
+    if state is None:
+        source_state.clear_state(conn, profile_id, kept.keeper.state_name)
+    else:
+        source_state.set_state(
+            conn, profile_id, kept.keeper.state_name, {"key": kept.key, "state": state}
+        )
+
+
 def _plan(
     engine: Engine,
     profile: Profile,
@@ -251,6 +319,19 @@ def _plan(
     dry_run: bool,
     progress: Progress,
 ) -> Plan:
+    return _plan_with_state(engine, profile, instance, dry_run, True, progress)[0]
+
+
+def _plan_with_state(
+    engine: Engine,
+    profile: Profile,
+    instance: dict[str, str],
+    dry_run: bool,
+    force: bool,
+    progress: Progress,
+) -> tuple[Plan, _KeptState | None]:
+    """The plan of a run, and the source's state to keep when it is applied. A source
+    that has not changed since the state was kept raises SourceNotModified."""
     assert profile.id is not None
     if profile.secrets_unreadable:
         raise ConfigError(
@@ -261,8 +342,10 @@ def _plan(
     source = open_source(
         profile.source, profile.settings, profile.secrets, sorted(mapper.fields_used())
     )
-    check_profile(profile, mapper, source)
     normaliser = normaliser_for(profile, instance)
+    fingerprint = _fingerprint(profile, normaliser)
+    kept = _kept_state(engine, profile, source, fingerprint, force)
+    check_profile(profile, mapper, source)
     plan_input = PlanInput(
         profile_id=profile.id,
         target=profile.target,
@@ -271,13 +354,13 @@ def _plan(
         mapper=mapper,
         normaliser=normaliser,
         hash_key=hash_key(),
-        fingerprint=_fingerprint(profile, normaliser),
+        fingerprint=fingerprint,
         # A dry run writes nothing: its spool needs no secrets; a real one spools them
         # hashed, so that a spool left behind by a kill holds no password.
         secrets="drop" if dry_run else "hash",
     )
     with engine.connect() as conn:
-        return build_plan(conn, source, plan_input, progress.reading)
+        return build_plan(conn, source, plan_input, progress.reading), kept
 
 
 def _fingerprint(profile: Profile, normaliser: PhoneNormaliser) -> str:
@@ -295,8 +378,10 @@ def _apply(
     run_id: int,
     report: dict[str, Any],
     progress: Progress,
+    kept: _KeptState | None = None,
 ) -> None:
-    """Write the plan, the run's outcome and the lock's release in one transaction."""
+    """Write the plan, the run's outcome, the source's state and the lock's release in
+    one transaction."""
     assert profile.id is not None
     total = plan.counts["created"] + plan.counts["updated"]
     writing = progress.writing
@@ -308,6 +393,7 @@ def _apply(
     with engine.begin() as conn:
         runs.end_run(conn, profile.id, run_id, _normalised(report))
         apply_plan(conn, plan, profile.id, tick)
+        _keep_state(conn, profile.id, kept)
         if configures_authentication(profile):
             auth_store.save(
                 conn, settings_from_profile(profile.source, profile.settings, profile.secrets)
