@@ -237,7 +237,7 @@ class PeerSource:
                 last_id = entry_id
                 read += 1
                 yield SourceRow(
-                    read, self._row(item, entry_id, read), ref=f"{self.name} entry {entry_id}"
+                    read, self._row(item, entry_id), ref=f"{self.name} entry {entry_id}"
                 )
             if read >= total or not full:
                 break
@@ -245,7 +245,7 @@ class PeerSource:
         if read != total:
             raise self._error(CHANGED)
 
-    def _row(self, item: Mapping[str, Any], entry_id: int, ordinal: int) -> dict[str, RowValue]:
+    def _row(self, item: Mapping[str, Any], entry_id: int) -> dict[str, RowValue]:
         owner = item.get("owner")
         if owner not in (None, ""):
             # Asked for the global phonebook and given a private entry: do not import it.
