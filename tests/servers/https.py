@@ -6,7 +6,7 @@ content) and a `Last-Modified` (the file's time), and answers `If-None-Match` an
 
 * `/basic/…` needs HTTP basic authentication as `USER` / `PASSWORD`;
 * `/bearer/…` needs `Authorization: Bearer TOKEN`;
-* `/gzip/…` sends the file gzipped (`Content-Encoding: gzip`);
+* `/gzip/…` sends the file gzipped on the fly (`Content-Encoding: gzip`, no length);
 * `/nolength/…` sends no `Content-Length` and ends the body by closing the connection;
 * `/etagonly/…`, `/lastmodonly/…`, `/novalidators/…` send only some validators.
 
@@ -17,11 +17,11 @@ what a client sent."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import ssl
 import threading
+import zlib
 from base64 import b64encode
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -155,15 +155,16 @@ class _Handler(BaseHTTPRequestHandler):
             if int(info.st_mtime) <= since:
                 self._send(304, None, extra)
                 return
-        if "gzip" in options:
-            body = gzip.compress(path.read_bytes())
-            self._send(200, body, {**extra, "Content-Encoding": "gzip"})
-            return
         self.send_response(200)
         self.send_header("Content-Type", "text/csv; charset=utf-8")
         for key, value in extra.items():
             self.send_header(key, value)
-        if "nolength" in options:
+        packer = None
+        if "gzip" in options:
+            self.send_header("Content-Encoding", "gzip")
+            packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        if "nolength" in options or packer is not None:
+            # Gzipped on the fly, so that the server too streams a large file.
             self.send_header("Connection", "close")
             self.close_connection = True
         else:
@@ -172,7 +173,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             with open(path, "rb") as fh:
                 for block in iter(lambda: fh.read(64 * 1024), b""):
-                    self.wfile.write(block)
+                    self.wfile.write(packer.compress(block) if packer else block)
+            if packer is not None:
+                self.wfile.write(packer.flush())
         except OSError:
             self.close_connection = True  # the client stopped reading
 

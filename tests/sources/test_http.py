@@ -582,3 +582,48 @@ def test_no_secret_in_reports_views_or_exports(
     for key in ("url", "url_user", "ca_file", "verify", "timeout", "max_size", "redirects"):
         assert key in settings
     assert "url_password" not in settings and "url_password" in exported["secrets_not_exported"]
+
+
+# --- streaming and plain http -------------------------------------------------------------
+
+
+def test_a_large_body_is_streamed_in_constant_memory(
+    site: FileServer, tls: TlsFiles, root: Path, name: str
+) -> None:
+    import tracemalloc
+
+    from pbx_connector.sources.http import UrlFile, url_settings
+
+    large = f"large-{name}"
+    block = b"x" * 1023 + b"\n"
+    with open(root / large, "wb") as fh:
+        for _ in range(30 * 1024):  # 30 MiB
+            fh.write(block)
+    for path in (f"/files/{large}", f"/gzip/files/{large}", f"/nolength/files/{large}"):
+        location = UrlFile(url_settings({"url": site.url(path), "ca_file": str(tls.ca_file)}), {})
+        tracemalloc.start()
+        try:
+            size = 0
+            with location.open() as stream:
+                while chunk := stream.read(256 * 1024):
+                    size += len(chunk)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert size == 30 * 1024 * 1024
+        # A few chunks (of the client and of the server, in this process).
+        assert peak < 8 * 1024 * 1024, (path, peak)
+        assert location.new_state() is not None
+
+
+def test_a_plain_http_url_is_read(app: App, engine: Engine, plain: FileServer, name: str) -> None:
+    app.profiles.create(
+        "pb",
+        "csv-phonebook",
+        settings={"url": plain.url(f"/basic/files/{name}"), "url_user": USER},
+    )
+    report = app.runs.run("pb")
+    assert report.status == "failed" and "HTTP 401 Unauthorized" in report.message
+    app.profiles.update("pb", {"url_password": PASSWORD})
+    assert app.runs.run("pb").counts.created == 3
+    assert app.runs.run("pb").message == "source not modified"
