@@ -71,7 +71,7 @@ def test_templates_and_instance_config(server: Server) -> None:
         by_name = {t["name"]: t for t in templates["items"]}
         assert templates["total"] == len(templates["items"]) > 5
         assert by_name["csv-phonebook"]["target"] == "phonebook"
-        assert by_name["peer-phonebook"]["available"] is False
+        assert by_name["peer-phonebook"]["available"] is True
         ldap = _ok(admin.get("/api/v1/templates/ldap-users"))
         assert ldap == by_name["ldap-users"]
         assert {"name": "bind_password", "secret": True} in [

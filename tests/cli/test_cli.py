@@ -46,9 +46,9 @@ def test_templates_lists_the_whole_catalogue(cli: Cli) -> None:
         assert name in out
     data = cli.json("templates")
     available = {t["name"] for t in data if t["available"]}
-    assert available == {t["name"] for t in data} - {"peer-phonebook"}
+    assert available == {t["name"] for t in data}
     peer = next(t for t in data if t["name"] == "peer-phonebook")
-    assert "not available yet" in peer["description"]
+    assert peer["source"] == "peer" and peer["key"] == "id"
     ad = next(t for t in data if t["name"] == "ad-users")
     assert ad["key"] == "objectGUID"
     assert {"domain", "server", "bind_user", "bind_password", "configure_authentication"} <= {
@@ -114,7 +114,7 @@ def test_usage_errors_exit_2(cli: Cli, tmp_path: Path) -> None:
     r = cli("profile", "create", "x", "--template", "nope", code=2)
     assert "unknown template 'nope'" in r.stderr
     r = cli("profile", "create", "x", "--template", "peer-phonebook", code=2)
-    assert "not available yet" in r.stderr
+    assert "needs the setting 'url'" in r.stderr
     r = cli("profile", "create", "x", "--template", "ad-users", code=2)
     assert "needs the setting 'domain'" in r.stderr
     r = cli(

@@ -78,9 +78,7 @@ def test_add_shows_the_templates_by_target_and_creates_a_profile(
         text = overview.text
         assert text.index(">Users<") < text.index(">Phonebook<") < text.index(">Speed dials<")
         assert 'href="/profiles/new/csv-phonebook">CSV Phonebook Sync</a>' in text
-        # Not available yet: shown greyed, not a link.
-        assert 'href="/profiles/new/peer-phonebook"' not in text
-        assert "not available yet" in text and "card unavailable" in text
+        assert 'href="/profiles/new/peer-phonebook"' in text
         form = client.get("/profiles/new/csv-phonebook")
         assert '<label for="f-path">Path to CSV File' in form.text
         assert "(required)" in form.text and 'id="f-delimiter"' in form.text
