@@ -403,6 +403,16 @@ def test_a_wrong_password_is_one_failed_logon(share: SmbdServer) -> None:
     assert after - before == 1
 
 
+def test_a_password_that_is_a_word_of_the_message_leaves_it_intact(share: SmbdServer) -> None:
+    with pytest.raises(SourceError) as caught:
+        _rows(_settings(share), _secrets(share, "wrong"))
+    assert str(caught.value) == (
+        f"\\\\{HOST}\\exports\\test\\address.csv: cannot log on to {HOST} as pbx: wrong user "
+        "name or password (STATUS_LOGON_FAILURE); the logon was tried once; fix share_user or "
+        "share_password before the next run, as repeated failures can lock the account"
+    )
+
+
 @pytest.mark.parametrize(
     "setting, value, message",
     [

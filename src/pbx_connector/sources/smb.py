@@ -382,10 +382,10 @@ class ShareFile:
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     def _error(self, step: str, reason: str) -> SourceError:
-        text = f"{step}: {reason}"
-        if self._password and self._password in text:  # never, but never print it
-            text = text.replace(self._password, "***")
-        return SourceError(text, source=self.name)
+        # Built from the server, user, share and path, fixed words and status names only:
+        # never from an exception's text that could quote what was sent. (Masking the
+        # password in the text instead would give it away when it is a word of the text.)
+        return SourceError(f"{step}: {reason}", source=self.name)
 
     def _seconds(self) -> str:
         return f"{self.timeout:g} s"
@@ -425,7 +425,7 @@ class ShareFile:
                 raise self._error(step, f"unknown server name ({cause.strerror})") from None
             if isinstance(cause, OSError):
                 raise self._error(step, cause.strerror or str(cause)) from None
-            raise self._error(step, str(exc)) from None
+            raise self._error(step, "the connection failed") from None
         except SMBConnectionClosed:
             raise self._error(
                 step, "the server closed the connection (is it an SMB server?)"
