@@ -237,6 +237,7 @@ def test_credentials_inside_the_url_are_refused(
         ({"url": "https://h/x.csv", "max_size": "-1"}, "max_size", "positive number"),
         ({"url": "https://h/x.csv", "max_size": "lots"}, "max_size", "positive number"),
         ({"url": "https://h/x.csv", "ca_file": "/nonexistent/ca.pem"}, "ca_file", "cannot read"),
+        ({"url": "https://h/x.csv", "ca_file": "ca.pem"}, "ca_file", "an absolute path"),
     ],
 )
 def test_invalid_settings_name_the_setting(

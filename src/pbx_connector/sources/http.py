@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import ssl
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Mapping
@@ -134,6 +135,12 @@ def url_settings(settings: Mapping[str, str]) -> UrlSettings:
     ca_file = settings.get("ca_file", "").strip()
     verify = _choice(settings, "verify", "yes", ("yes", "no")) == "yes"
     if ca_file:
+        if not os.path.isabs(os.path.expanduser(ca_file)):
+            raise ConfigError(
+                "ca_file must be an absolute path (a scheduled run starts in another directory)",
+                field="ca_file",
+            )
+        ca_file = os.path.expanduser(ca_file)
         ssl_context(ca_file, verify)
     max_size = _positive(settings, "max_size", "100", "MiB")
     return UrlSettings(
@@ -446,7 +453,10 @@ class UrlFile:
 
 
 def _mib(size: int) -> str:
-    return f"{size / _MIB:g} MiB"
+    """A size limit as a person set it: `100 MiB`, `0.5 MiB`, `10 bytes`."""
+    if size < _MIB // 100:
+        return f"{size:,} bytes"
+    return f"{size / _MIB:,.2f}".rstrip("0").rstrip(".") + " MiB"
 
 
 def _decoded(response: httpx.Response, chunks: Iterator[bytes]) -> Iterator[bytes]:
