@@ -14,6 +14,7 @@ from pbx_connector.errors import ConfigError, PbxConnectorError, UsageError
 from pbx_connector.mapping import check_expression, compile_variable
 from pbx_connector.sources.files import check_file_settings, file_is_given
 from pbx_connector.sources.ldap import DIRECTORY_KINDS, check_directory_settings
+from pbx_connector.sources.location import location_kind
 from pbx_connector.sources.peer import check_settings as check_peer_settings
 from pbx_connector.sources.registry import open_source
 from pbx_connector.store.profiles import Profile
@@ -102,11 +103,13 @@ def apply_settings(profile: Profile, assignments: Mapping[str, str]) -> None:
                 profile.secrets[key] = value
             else:
                 profile.secrets.pop(key, None)
-        elif key == "path" and value.strip():
-            # Stored absolute: a scheduled run starts in another directory.
-            profile.settings[key] = os.path.abspath(os.path.expanduser(value.strip()))
         else:
             profile.settings[key] = value
+    path = profile.settings.get("path", "").strip()
+    if template.source == "csv" and path and location_kind(profile.settings).name == "local":
+        # A local path is stored absolute: a scheduled run starts in another directory.
+        # A path inside a share stays as typed (`test\\address.csv`).
+        profile.settings["path"] = os.path.abspath(os.path.expanduser(path))
     validate_settings(profile, template)
 
 
@@ -159,7 +162,11 @@ def _check_key(profile: Profile) -> None:
 
 
 def _source_fields(profile: Profile) -> set[str] | None:
-    """The source's fields when it can be read now (a file not there yet is no error)."""
+    """The source's fields when it can be read now (a file not there yet is no error).
+    A file on a share or at a URL is not read here: a change of settings would log on to
+    a server each time, and a wrong stored password would count toward its lockout."""
+    if profile.source == "csv" and location_kind(profile.settings).name != "local":
+        return None
     try:
         return set(open_source(profile.source, profile.settings, profile.secrets).fields())
     except PbxConnectorError:

@@ -23,8 +23,6 @@ from pbx_connector.errors import ConfigError, SourceError
 from pbx_connector.sources.files import open_file_source
 from pbx_connector.sources.location import check_location, location_kind
 from pbx_connector.sources.smb import SHARE, parse_share_path
-from pbx_connector.store import db as store_db
-from pbx_connector.store.profiles import get_profile, save_profile
 from tests.helpers import PHONEBOOK_HEADER, Cli, phonebook_row
 from tests.servers import smbd_fixtures
 from tests.servers.smbd import HOST, SECURE_SHARE, UPN, SmbdServer, free_port
@@ -476,20 +474,6 @@ def test_the_location_never_shows_the_password(share: SmbdServer) -> None:
 # --- through a real sync --------------------------------------------------------------------
 
 
-def _store_path_as_typed(db: Path, name: str, path: str) -> None:
-    """Keep `path` as the user typed it. `profile create/set` currently stores every path
-    as an absolute local path, also one inside a share (see the xfail test below); until
-    that is fixed, the tests of whole runs put the share path back in the store."""
-    engine = store_db.open_store_engine(f"sqlite:///{db}")
-    try:
-        with engine.begin() as conn:
-            profile = get_profile(conn, name)
-            profile.settings["path"] = path
-            save_profile(conn, profile)
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "cli.db")
@@ -520,7 +504,6 @@ def _create(cli: Cli, server: SmbdServer, name: str, path: str, mode: str = "mir
         "share_password",
         stdin=server.password + "\n",
     )
-    _store_path_as_typed(cli.db, name, path)
 
 
 def _phonebook_csv(*names: str) -> bytes:
@@ -538,9 +521,9 @@ def _breakages(server: SmbdServer, cli: Cli, name: str, silent: int) -> Iterator
     cli("profile", "set", name, f"share=\\\\{HOST}\\nosuch")
     yield f"cannot open the share \\\\{HOST}\\nosuch: the server has no such share"
     cli("profile", "set", name, f"share={server.unc()}")
-    _store_path_as_typed(cli.db, name, "sync\\gone.csv")
+    cli("profile", "set", name, "path=sync\\gone.csv")
     yield "cannot open the file sync\\gone.csv on the share: no such file"
-    _store_path_as_typed(cli.db, name, "sync\\pb.csv")
+    cli("profile", "set", name, "path=sync\\pb.csv")
     cli("profile", "set", name, f"share_port={free_port()}")
     yield "cannot connect to the SMB server 127.0.0.1:"
     cli("profile", "set", name, f"share_port={silent}")
@@ -603,11 +586,6 @@ def test_show_and_export_never_carry_the_password(
     assert share.password not in json.dumps(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="profiles.apply_settings makes every path absolute on this machine, also a path "
-    "inside a share (test\\address.csv): it should only do so for a local file",
-)
 def test_profile_create_keeps_the_share_path_as_typed(share: SmbdServer, cli: Cli) -> None:
     cli(
         "profile",
