@@ -315,10 +315,8 @@ def test_runs_are_filtered_by_profile_and_status(web: Server, tmp_path: Path) ->
     web.cli("profile", "create", "gone", "-t", "csv-phonebook", "--set", f"path={path}")
     with _client(web) as client:
         sign_in(client)
-        client.post(
-            "/profiles/gone/runs", data={"csrf_token": csrf_of(client)}, headers={"Origin": web.url}
-        )
-        time.sleep(1)
+        started = _post(client, web, "/profiles/gone/runs")
+        assert "status-failed" in _wait(client, started.headers["location"])
         failed = client.get("/runs", params={"status": "failed"}).text
         assert "1 run<" in failed and '<option value="failed" selected>' in failed
         ok = client.get("/runs", params={"status": "ok", "profile": "pb"}).text
