@@ -13,6 +13,7 @@ from pbx_connector.cli import (  # noqa: F401
     serve,
     settings,
     tokens,
+    uploads,
 )
 from pbx_connector.cli.base import app, main
 

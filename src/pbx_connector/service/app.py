@@ -39,6 +39,7 @@ class App:
         from pbx_connector.service.sessions import SessionsService
         from pbx_connector.service.setup import SetupService
         from pbx_connector.service.tokens import TokensService
+        from pbx_connector.service.uploads import UploadsService
 
         self.engine = engine
         self.catalog = CatalogService(self)
@@ -49,6 +50,7 @@ class App:
         self.tokens = TokensService(self)
         self.sessions = SessionsService(self)
         self.setup = SetupService(self)
+        self.uploads = UploadsService(self)
 
     @classmethod
     def open(cls, url: str | None = None) -> App:

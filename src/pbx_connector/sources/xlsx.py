@@ -37,6 +37,7 @@ import datetime
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
@@ -172,14 +173,16 @@ def cell_text(value: Any) -> str:
 
 def _local_path(stream: BinaryIO) -> str | None:
     """A path calamine can open that reads the same file as `stream`, when there is one:
-    an open regular file on this machine is read through /proc/self/fd (so that a file
-    renamed or replaced meanwhile is still the one opened)."""
+    an open regular file on this machine, not yet read, is read through /proc/self/fd
+    (so that a file renamed or replaced meanwhile is still the one opened). A pipe, a
+    socket or another stream is copied instead."""
     try:
         fd = stream.fileno()
+        regular = stat.S_ISREG(os.fstat(fd).st_mode) and stream.tell() == 0
     except (AttributeError, OSError, ValueError):
         return None
     proc = Path(f"/proc/self/fd/{fd}")
-    return str(proc) if proc.exists() else None
+    return str(proc) if regular and proc.exists() else None
 
 
 def _spool(stream: BinaryIO, name: str) -> Path:
@@ -274,10 +277,14 @@ class XlsxReader:
         """`People!B7` for a column of the sheet (0-based, from column A)."""
         return cell_ref(self.sheet, column, row)
 
-    def column_of(self) -> dict[str, str]:
-        """Field name -> column letters (`phone` -> `B`)."""
-        start = self._span[0]
-        return {f: column_letters(start + i) for i, f in enumerate(self.fields)}
+    def cell(self, field: str, row: int) -> str | None:
+        """The cell of a field (a header name) in a row, `People!B7`; None for a name
+        that is not in the header."""
+        try:
+            index = self.fields.index(field)
+        except ValueError:
+            return None
+        return self.ref(self._span[0] + index, row)
 
     def _next(self) -> list[Any] | None:
         try:
