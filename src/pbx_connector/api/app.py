@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from pbx_connector import web
 from pbx_connector.api import errors
-from pbx_connector.api.routes import auth, profiles, records, runs, tokens, uploads
+from pbx_connector.api.routes import auth, imports, profiles, records, runs, tokens, uploads
 from pbx_connector.service import App
 from pbx_connector.service.executor import RunExecutor
 
@@ -48,7 +48,7 @@ def create_api(core: App) -> FastAPI:
     api.state.executor = executor
     errors.install(api)
     v1 = APIRouter(prefix=PREFIX)
-    for module in (profiles, runs, records, auth, tokens, uploads):
+    for module in (profiles, runs, records, auth, tokens, uploads, imports):
         v1.include_router(module.router)
     api.include_router(v1)
     web.install(api)

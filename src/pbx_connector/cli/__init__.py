@@ -7,6 +7,7 @@ from __future__ import annotations
 from pbx_connector.cli import (  # noqa: F401
     auth,
     db,
+    imports,
     profiles,
     records,
     runs,

@@ -33,6 +33,7 @@ class App:
     def __init__(self, engine: Engine) -> None:
         from pbx_connector.service.auth import AuthService
         from pbx_connector.service.catalog import CatalogService
+        from pbx_connector.service.imports import ImportsService
         from pbx_connector.service.profiles import ProfilesService
         from pbx_connector.service.records import RecordsService
         from pbx_connector.service.runs import RunsService
@@ -51,6 +52,7 @@ class App:
         self.sessions = SessionsService(self)
         self.setup = SetupService(self)
         self.uploads = UploadsService(self)
+        self.imports = ImportsService(self)
 
     @classmethod
     def open(cls, url: str | None = None) -> App:
