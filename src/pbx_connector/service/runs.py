@@ -130,6 +130,15 @@ class RunsService:
             items=[_with_target(r, targets.get(r["profile"])) for r in items], total=total
         )
 
+    def latest(self) -> dict[str, RunReport]:
+        """The last run of each profile, by profile name, for an overview: status,
+        counts and times, without the lists of changes, errors and warnings (a run's own
+        page has them)."""
+        with self.app.reading() as conn:
+            items = run_store.latest_runs(conn)
+            targets = {p.name: p.target for p in list_profiles(conn)}
+        return {r["profile"]: _with_target(r, targets.get(r["profile"])) for r in items}
+
     def _with_status(
         self, profile: str | None, status: str, limit: int, offset: int
     ) -> Page[RunReport]:

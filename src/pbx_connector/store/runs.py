@@ -21,7 +21,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from pbx_connector.errors import NotFoundError, RunError, RunLocked
@@ -387,7 +387,10 @@ class LeaseKeeper:
 
 
 def _report(row: Any, now: datetime) -> dict[str, Any]:
-    m = row._mapping
+    return _report_of(row._mapping, now)
+
+
+def _report_of(m: Any, now: datetime) -> dict[str, Any]:
     status = m["status"]
     message = m["message"]
     if status == RUNNING and (m["lock_run_id"] is None or not lock_is_live(_LockView(m), now)):
@@ -449,6 +452,31 @@ def list_runs(
         query = query.where(runs.c.profile_name == profile_name)
     now = _now()
     return [_report(r, now) for r in conn.execute(query)]
+
+
+def latest_runs(conn: Connection) -> list[dict[str, Any]]:
+    """The last run of each profile name, without its changes, errors and warnings (a
+    list shows the status and counts; the lists of a large run are megabytes)."""
+    last = (
+        select(func.max(runs.c.id).label("id")).group_by(runs.c.profile_name).subquery()
+    )
+    columns = [c for c in runs.c if c.name not in ("changes", "errors", "warnings")]
+    joined = runs.outerjoin(run_locks, run_locks.c.run_id == runs.c.id)
+    query = (
+        select(
+            *columns,
+            run_locks.c.run_id.label("lock_run_id"),
+            run_locks.c.host.label("lock_host"),
+            run_locks.c.pid.label("lock_pid"),
+            run_locks.c.acquired_at.label("lock_acquired_at"),
+            run_locks.c.expires_at.label("lock_expires_at"),
+        )
+        .select_from(joined)
+        .where(runs.c.id.in_(select(last.c.id)))
+    )
+    now = _now()
+    unlisted: dict[str, list[Any]] = {"changes": [], "errors": [], "warnings": []}
+    return [_report_of({**r._mapping, **unlisted}, now) for r in conn.execute(query)]
 
 
 def queued_runs(conn: Connection) -> list[tuple[int, datetime]]:

@@ -15,7 +15,7 @@ from pbx_connector.models.runs import RUN_STATUSES, RunReport
 from pbx_connector.models.sessions import WebSession
 from pbx_connector.service.sessions import ABSOLUTE
 from pbx_connector.web import security
-from pbx_connector.web.render import page, run_view, shown
+from pbx_connector.web.render import last_run_view, page, run_view, shown
 from pbx_connector.web.routing import (
     Checked,
     HtmlRoute,
@@ -126,10 +126,11 @@ def connector_page(
 ) -> Response:
     """The Connector page: every profile with its last run, Add, Import profile."""
     app = core(request)
+    latest = app.runs.latest()
     rows: list[dict[str, Any]] = []
     for profile in app.profiles.list():
-        last = app.runs.list(profile.name, limit=1).items
-        rows.append({"profile": profile, "last": run_view(last[0]) if last else None})
+        last = latest.get(profile.name)
+        rows.append({"profile": profile, "last": last_run_view(last) if last else None})
     return page(
         request,
         "connector.html",
@@ -174,7 +175,7 @@ def runs(
         request,
         "runs.html",
         session,
-        runs=[run_view(r) for r in listed.items],
+        runs=[last_run_view(r) for r in listed.items],
         total=listed.total,
         page_no=page_no,
         pages=max(1, -(-listed.total // RUNS_PAGE)),

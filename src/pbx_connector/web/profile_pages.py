@@ -20,7 +20,7 @@ from pbx_connector.models.sessions import WebSession
 from pbx_connector.service import App
 from pbx_connector.service.profiles import MAX_EXPORT_SIZE, PREFILTER
 from pbx_connector.web.pages import connector_page
-from pbx_connector.web.render import page, run_view
+from pbx_connector.web.render import last_run_view, page
 from pbx_connector.web.routing import (
     Checked,
     Form,
@@ -335,7 +335,7 @@ def _profile_page(
             context["preview_error"] = str(exc)
     if tab == "runs":
         listed = app.runs.list(profile.name, limit=RUNS_SHOWN)
-        context["runs"] = [run_view(r) for r in listed.items]
+        context["runs"] = [last_run_view(r) for r in listed.items]
         context["runs_total"] = listed.total
     settings = template.settings if tab == "basic" else template.common_settings
     known = {
@@ -366,7 +366,7 @@ def _profile_page(
         created=created,
         saved=saved,
         ev=evaluation,
-        last=run_view(last[0]) if last else None,
+        last=last_run_view(last[0]) if last else None,
         **context,
     )
 

@@ -115,6 +115,11 @@ def _change_view(change: Change, target: str | None, dry: bool) -> dict[str, Any
     return {"action": change.action, "headline": headline, "diff": diff}
 
 
+def last_run_view(report: RunReport) -> dict[str, Any]:
+    """What a list shows of a run: its status, start and counts in words."""
+    return {"run": report, "summary": words.summary(report.model_dump(mode="json"))}
+
+
 def run_view(report: RunReport, show: str = "all", page_no: int = 1) -> dict[str, Any]:
     """What a run page shows, in words: its report, and one page of its plan (`show`
     narrows it to one kind of change, or to the invalid rows)."""
