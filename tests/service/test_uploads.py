@@ -133,3 +133,11 @@ def test_a_path_outside_the_uploads_is_not_read_as_an_upload(app: App, tmp_path:
     assert report.status == "failed" and "no file has been uploaded" in report.message
     app.profiles.update("pb", {"upload": "no"})
     assert app.runs.run("pb", dry_run=True).counts.created == 1
+
+
+def test_deleting_the_profile_removes_its_uploaded_files(app: App) -> None:
+    app.uploads.upload("pb", io.BytesIO(CSV), "phonebook.csv")
+    kept = Path(app.profiles.get("pb").settings["path"])
+    assert kept.is_file()
+    app.profiles.delete("pb")
+    assert not kept.exists() and not any(kept.parent.iterdir())

@@ -28,6 +28,7 @@ from pbx_connector.models.profiles import (
     ProfileView,
 )
 from pbx_connector.service import preview as looking
+from pbx_connector.sources import upload
 from pbx_connector.store.profiles import (
     Profile,
     delete_profile,
@@ -221,7 +222,12 @@ class ProfilesService:
         """Delete a profile; its records stay, as if made by hand, unless `purge`.
         Returns how many records were deleted."""
         with self.app.transaction() as conn:
-            return delete_profile(conn, get_profile(conn, name), purge=purge)
+            profile = get_profile(conn, name)
+            deleted = delete_profile(conn, profile, purge=purge)
+        # Its uploaded files go too: a later profile may be given the same id.
+        if profile.id is not None:
+            upload.remove_other_uploads(profile.id, None)
+        return deleted
 
     # --- looking at the source ---------------------------------------------------------
 
