@@ -21,6 +21,7 @@ from sqlalchemy import Connection, select
 
 from pbx_connector import profiles as rules
 from pbx_connector.errors import ConflictError, PbxConnectorError, UsageError
+from pbx_connector.models.base import Page
 from pbx_connector.models.profiles import (
     CreatedProfile,
     EvaluateResult,
@@ -93,6 +94,10 @@ def _lock(conn: Connection, name: str) -> None:
     conn.execute(select(profiles_table.c.id).where(profiles_table.c.name == name).with_for_update())
 
 
+#: How a list of profiles may be ordered.
+PROFILE_ORDERS = ("name", "-name", "template")
+
+
 class ProfilesService:
     """Every use case of profiles. Names are profile names; a missing one is a
     `NotFoundError`, a taken one a `ConflictError`, an invalid value a `UsageError` or
@@ -107,6 +112,32 @@ class ProfilesService:
         """Every profile, by name."""
         with self.app.reading() as conn:
             return [profile_view(p) for p in list_profiles(conn)]
+
+    def page(
+        self,
+        *,
+        search: str | None = None,
+        order: str = "name",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[ProfileView]:
+        """One page of profiles whose name or template holds `search` (ignoring case),
+        ordered by `name`, `-name` or `template` (then name)."""
+        if order not in PROFILE_ORDERS:
+            raise UsageError(f"order must be one of {', '.join(PROFILE_ORDERS)}", field="order")
+        if limit < 0 or offset < 0:
+            raise UsageError("limit and offset cannot be negative", field="limit")
+        items = self.list()
+        if search:
+            needle = search.casefold()
+            items = [
+                p for p in items if needle in p.name.casefold() or needle in p.template.casefold()
+            ]
+        if order == "template":
+            items.sort(key=lambda p: (p.template, p.name))
+        else:
+            items.sort(key=lambda p: p.name, reverse=order == "-name")
+        return Page[ProfileView](items=items[offset : offset + limit], total=len(items))
 
     def get(self, name: str) -> ProfileView:
         return profile_view(self._load(name))

@@ -145,20 +145,6 @@ def _settings(
     return {**settings, **secrets}
 
 
-def _search(items: list[ProfileView], search: str | None) -> list[ProfileView]:
-    """Profiles whose name or template holds `search`, ignoring case."""
-    if not search:
-        return items
-    needle = search.casefold()
-    return [p for p in items if needle in p.name.casefold() or needle in p.template.casefold()]
-
-
-def _ordered(items: list[ProfileView], order: Order) -> list[ProfileView]:
-    if order == "template":
-        return sorted(items, key=lambda p: (p.template, p.name))
-    return sorted(items, key=lambda p: p.name, reverse=order == "-name")
-
-
 def _created(response: Response, created: CreatedProfile) -> CreatedProfile:
     response.headers["Location"] = f"{PROFILES}/{created.profile.name}"
     return created
@@ -218,10 +204,8 @@ def list_profiles(
     limit: Annotated[int, Query(ge=0, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
 ) -> Page[ProfileView]:
-    """Profiles, searched by name or template. A store holds a handful of profiles, so
-    the core hands over all of them and the page is cut here."""
-    found = _ordered(_search(app.profiles.list(), search), order)
-    return Page[ProfileView](items=found[offset : offset + limit], total=len(found))
+    """Profiles, searched by name or template."""
+    return app.profiles.page(search=search, order=order, limit=limit, offset=offset)
 
 
 @router.post("/profiles", status_code=201)
