@@ -38,8 +38,7 @@ def _expected(app: App, term: str, owner: str | None, descending: bool) -> list[
     ids = [
         e.id
         for e in every
-        if fold(term) in fold(e.displayname)
-        and (owner is None or (e.owner or "") == owner)
+        if fold(term) in fold(e.displayname) and (owner is None or (e.owner or "") == owner)
     ]
     return sorted(ids, reverse=descending)
 

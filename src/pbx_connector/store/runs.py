@@ -457,9 +457,7 @@ def list_runs(
 def latest_runs(conn: Connection) -> list[dict[str, Any]]:
     """The last run of each profile name, without its changes, errors and warnings (a
     list shows the status and counts; the lists of a large run are megabytes)."""
-    last = (
-        select(func.max(runs.c.id).label("id")).group_by(runs.c.profile_name).subquery()
-    )
+    last = select(func.max(runs.c.id).label("id")).group_by(runs.c.profile_name).subquery()
     columns = [c for c in runs.c if c.name not in ("changes", "errors", "warnings")]
     joined = runs.outerjoin(run_locks, run_locks.c.run_id == runs.c.id)
     query = (
