@@ -76,7 +76,11 @@ def sync(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Simulate: print the plan, change nothing."
     ),
-    force: bool = typer.Option(False, "--force", help="Run even if a safety rule would abort."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Run even if a safety rule would abort; read a URL fully even when unchanged.",
+    ),
     check: bool = typer.Option(
         False, "--check", help="Exit 1 when changes are pending (implies --dry-run)."
     ),
