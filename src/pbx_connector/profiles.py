@@ -76,6 +76,10 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+#: The settings that say where a file source's file is.
+_FILE_SETTINGS = frozenset({"path", "use_share", "url", "upload"})
+
+
 def apply_settings(profile: Profile, assignments: Mapping[str, str]) -> None:
     template = get_template(profile.template)
     specs = {s.name: s for s in all_settings(template)}
@@ -106,6 +110,16 @@ def apply_settings(profile: Profile, assignments: Mapping[str, str]) -> None:
         else:
             profile.settings[key] = value
     path = profile.settings.get("path", "").strip()
+    if (
+        template.source == "csv"
+        and _FILE_SETTINGS.intersection(assignments)
+        and not file_is_given(profile.settings)
+    ):
+        raise ConfigError(
+            "path cannot be empty: give the file's path, or read it from a share "
+            "(use_share=yes), a url or an upload (upload=yes)",
+            field="path",
+        )
     if template.source == "csv" and path and location_kind(profile.settings).name == "local":
         # A local path is stored absolute: a scheduled run starts in another directory.
         # A path inside a share stays as typed (`test\\address.csv`).
