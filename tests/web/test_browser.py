@@ -5,8 +5,6 @@ test's tmp dir."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,30 +12,20 @@ import pytest
 
 from tests.api.conftest import Server
 from tests.helpers import PHONEBOOK_HEADER, phonebook_row, write_csv
+from tests.web.browser import chromium, playwright_api  # noqa: F401 - the fixture, shared
 from tests.web.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-if shutil.which(CHROMIUM) is None:
-    pytest.skip("Debian's chromium package is not installed", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[playwright_api.Browser]:
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
 def test_sign_in_import_now_runs_and_sign_out(
-    web: Server, chromium: playwright_api.Browser, tmp_path: Path, width: int, height: int
+    web: Server,
+    chromium: playwright_api.Browser,  # noqa: F811 - the shared fixture
+    tmp_path: Path,
+    width: int,
+    height: int,
 ) -> None:
     data = [phonebook_row(f"Entry {n}", f"+49 991 {1000 + n}") for n in range(12)]
     path = write_csv(tmp_path / "pb.csv", PHONEBOOK_HEADER, data)

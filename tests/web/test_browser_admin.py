@@ -8,8 +8,6 @@ saved in the test's tmp dir."""
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,25 +16,12 @@ import pytest
 
 from tests.api.conftest import Server
 from tests.servers.slapd import ALICE, SlapdServer
+from tests.web.browser import chromium, playwright_api  # noqa: F401 - the fixture, shared
 from tests.web.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 WRONG_PASSWORD = "Wrong-guess-8812"
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-if shutil.which(CHROMIUM) is None:
-    pytest.skip("Debian's chromium package is not installed", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[playwright_api.Browser]:
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def _log(server: Server) -> list[dict[str, str]]:
@@ -48,7 +33,7 @@ def _log(server: Server) -> list[dict[str, str]]:
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
 def test_sign_in_test_authentication_and_an_api_token_from_creation_to_revocation(
     web: Server,
-    chromium: playwright_api.Browser,
+    chromium: playwright_api.Browser,  # noqa: F811 - the shared fixture
     slapd_server: SlapdServer,
     tmp_path: Path,
     width: int,

@@ -8,8 +8,6 @@ server itself; no console error. Screenshots of each step go to the test's tmp d
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,26 +16,13 @@ import pytest
 
 from tests.api.conftest import Server
 from tests.helpers import PHONEBOOK_HEADER, phonebook_row, write_csv
+from tests.web.browser import chromium, playwright_api  # noqa: F401 - the fixture, shared
 from tests.web.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 #: Enough rows that Import Now is still running when its page opens.
 ROWS = 20_000
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-if shutil.which(CHROMIUM) is None:
-    pytest.skip("Debian's chromium package is not installed", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[playwright_api.Browser]:
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def _phonebook(server: Server) -> int:
@@ -54,7 +39,11 @@ def _phonebook(server: Server) -> int:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
 def test_the_csv_walk_through_simulate_import_force_and_a_failed_run(
-    web: Server, chromium: playwright_api.Browser, tmp_path: Path, width: int, height: int
+    web: Server,
+    chromium: playwright_api.Browser,  # noqa: F811 - the shared fixture
+    tmp_path: Path,
+    width: int,
+    height: int,
 ) -> None:
     rows = [phonebook_row(f"Entry {n}", f"+49 991 {100000 + n}") for n in range(ROWS)]
     rows[3] = phonebook_row("", "+49 991 5")  # invalid: no name (line 5)

@@ -7,7 +7,6 @@ Screenshots of each step are saved in the test's tmp dir."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,28 +15,16 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.api.conftest import Server
+from tests.web.browser import chromium, playwright_api  # noqa: F401 - the fixture, shared
 from tests.web.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 SIZES = [(1280, 800), (390, 844)]
 SECRET = "Tr0ub4dor-and-3-more"
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-if shutil.which(CHROMIUM) is None:
-    pytest.skip("Debian's chromium package is not installed", allow_module_level=True)
 
 expect = playwright_api.expect
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[playwright_api.Browser]:
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @contextmanager
@@ -82,7 +69,11 @@ def _api_add(server: Server, target: str, record: dict[str, str]) -> None:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_edit_a_user_and_set_a_password(
-    web: Server, chromium: playwright_api.Browser, tmp_path: Path, width: int, height: int
+    web: Server,
+    chromium: playwright_api.Browser,  # noqa: F811 - the shared fixture
+    tmp_path: Path,
+    width: int,
+    height: int,
 ) -> None:
     _api_add(web, "users", {"username": "jmueller", "displayname": "Jürgen Müller"})
     _api_add(web, "users", {"username": "zoe", "displayname": "Zoe Example"})
@@ -143,7 +134,11 @@ def test_edit_a_user_and_set_a_password(
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_phonebook_search_add_edit_and_delete(
-    web: Server, chromium: playwright_api.Browser, tmp_path: Path, width: int, height: int
+    web: Server,
+    chromium: playwright_api.Browser,  # noqa: F811 - the shared fixture
+    tmp_path: Path,
+    width: int,
+    height: int,
 ) -> None:
     _api_add(web, "users", {"username": "eve"})
     _api_add(web, "phonebook", {"displayname": "Jürgen Müller", "phone": "+49 991 12345"})
