@@ -4,11 +4,13 @@ with `wrk` on loopback, against the limit of the same HTTP stack answering a con
 Run from the project root (needs Debian's `wrk`)::
 
     .venv/bin/python -m bench.http_search [--rows 100000] [--duration 20] [--connections 16]
+        [--workers 1,2]
 
 It builds a store of `--rows` phonebook entries (the generator of `bench.csv_import`,
 imported with one `sync`) plus a second profile `other` over another file of the same
-size, starts `pbx-connector serve` on a free port, and runs `wrk` (2 threads,
-`--connections`, `--duration` seconds, latency percentiles) four times:
+size, and runs `wrk` (2 threads, `--connections`, `--duration` seconds, latency
+percentiles) first against the limit, then three times against `pbx-connector serve
+--workers N` on a free port for each N of `--workers`:
 
 1. the limit: a FastAPI route answering a constant from the same uvicorn, in its own
    process (what the HTTP stack can do on this machine at all);
@@ -65,9 +67,11 @@ class WrkResult:
     p99_ms: float
     errors: int
     requests: int
+    #: The p99 a measurement must stay under (with zero errors); None for the limit.
+    target_ms: float | None = None
 
     @classmethod
-    def parse(cls, label: str, out: str) -> WrkResult:
+    def parse(cls, label: str, out: str, target_ms: float | None = None) -> WrkResult:
         def latency(pct: str) -> float:
             match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
             if not match:
@@ -86,7 +90,15 @@ class WrkResult:
             errors += sum(int(x) for x in sockets.groups())
         if not rate or not total:
             raise RuntimeError(f"unexpected wrk output:\n{out}")
-        return cls(label, float(rate[1]), latency("50"), latency("99"), errors, int(total[1]))
+        return cls(
+            label,
+            float(rate[1]),
+            latency("50"),
+            latency("99"),
+            errors,
+            int(total[1]),
+            target_ms,
+        )
 
 
 def _free_port() -> int:
@@ -133,7 +145,13 @@ def _lua(paths: list[str], headers: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _wrk(label: str, url: str, script: Path, args: argparse.Namespace) -> WrkResult:
+def _wrk(
+    label: str,
+    url: str,
+    script: Path,
+    args: argparse.Namespace,
+    target_ms: float | None = None,
+) -> WrkResult:
     cmd = [
         "wrk",
         "-t2",
@@ -147,7 +165,7 @@ def _wrk(label: str, url: str, script: Path, args: argparse.Namespace) -> WrkRes
         url,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return WrkResult.parse(label, out)
+    return WrkResult.parse(label, out, target_ms)
 
 
 def _pbx(env: dict[str, str], db: Path, *args: str, stdin: str = "") -> str:
@@ -195,11 +213,71 @@ def _keep_syncing(
     return took
 
 
+def _measure_serve(
+    env: dict[str, str],
+    db: Path,
+    workers: int,
+    log_path: Path,
+    search: Path,
+    password: str,
+    other_a: Path,
+    other_b: Path,
+    args: argparse.Namespace,
+    took: list[float],
+) -> list[WrkResult]:
+    """Measurements 2-4 against `serve --workers WORKERS`."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    of = f"{workers} worker{'s' if workers > 1 else ''}"
+    results: list[WrkResult] = []
+    with log_path.open("w") as log:
+        serve = subprocess.Popen(
+            [PBX, "--db", str(db), "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait(f"{base}/login", serve)
+            # wrk opens its connections once: a worker still starting would get none.
+            deadline = time.monotonic() + 60
+            while log_path.read_text().count("Application startup complete") < workers:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"not all {workers} workers started")
+                time.sleep(0.1)
+            results.append(_wrk(f"search, idle store ({of})", base, search, args, 50.0))
+
+            stop = threading.Event()
+            syncer = threading.Thread(
+                target=lambda: took.extend(_keep_syncing(env, db, [other_b, other_a], stop))
+            )
+            syncer.start()
+            try:
+                results.append(_wrk(f"search, during syncs ({of})", base, search, args, 50.0))
+            finally:
+                stop.set()
+                syncer.join()
+
+            page = log_path.with_suffix(".lua")
+            page.write_text(_lua(["/"], {"Cookie": _sign_in(base, password)}))
+            results.append(_wrk(f"Connector page ({of})", base, page, args, 100.0))
+        finally:
+            serve.terminate()
+            serve.wait()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--workers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 2],
+        help="serve --workers values to measure, comma-separated (default 1,2)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian package wrk)")
@@ -267,45 +345,20 @@ def main() -> None:
             bare.terminate()
             bare.wait()
 
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        log = (work / "serve.log").open("w")
-        serve = subprocess.Popen(
-            [PBX, "--db", str(db), "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait(f"{base}/login", serve)
-            results.append(_wrk("phonebook search, idle store", base, search, args))
-
-            stop = threading.Event()
-            took: list[float] = []
-            syncer = threading.Thread(
-                target=lambda: took.extend(_keep_syncing(env, db, [other_b, other_a], stop))
+        _pbx(env, db, "sync", "other")  # the first import; every later run updates all
+        took: list[float] = []
+        tails: list[str] = []
+        for workers in args.workers:
+            log_path = work / f"serve-{workers}.log"
+            results += _measure_serve(
+                env, db, workers, log_path, search, password, other_a, other_b, args, took
             )
-            _pbx(env, db, "sync", "other")  # the first import; every later run updates all
-            syncer.start()
-            try:
-                results.append(_wrk("phonebook search, during syncs", base, search, args))
-            finally:
-                stop.set()
-                syncer.join()
-
-            page = work / "page.lua"
-            page.write_text(_lua(["/"], {"Cookie": _sign_in(base, password)}))
-            results.append(_wrk("Connector page (signed in)", base, page, args))
-        finally:
-            serve.terminate()
-            serve.wait()
-            log.close()
-        tail = (work / "serve.log").read_text()[-2000:]
+            tails.append(log_path.read_text()[-2000:])
 
     print(f"store: {args.rows:,} phonebook entries (+{args.rows:,} of the profile 'other')")
     if took:
         print(
-            f"syncs of 'other' during measurement 3: {len(took)}, each "
+            f"syncs of 'other' during the measurements 'during syncs': {len(took)}, each "
             f"{min(took):.1f}-{max(took):.1f} s (100,000 rows, every entry updated)"
         )
     limit = results[0].requests_per_s
@@ -313,17 +366,17 @@ def main() -> None:
         f"{'measurement':36} {'req/s':>8} {'of limit':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'errors':>7}  met"
     )
-    targets = {1: 50.0, 2: 50.0, 3: 100.0}
-    for i, r in enumerate(results):
-        target = targets.get(i)
+    for r in results:
+        target = r.target_ms
         met = "" if target is None else ("yes" if r.errors == 0 and r.p99_ms < target else "no")
         goal = "" if target is None else f" (p99 < {target:.0f} ms, 0 errors)"
         print(
             f"{r.label:36} {r.requests_per_s:8.0f} {r.requests_per_s / limit:8.2f} "
             f"{r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:7d}  {met}{goal}"
         )
-    if "Traceback" in tail:
-        print("serve logged a traceback:\n" + tail)
+    for tail in tails:
+        if "Traceback" in tail:
+            print("serve logged a traceback:\n" + tail)
 
 
 if __name__ == "__main__":

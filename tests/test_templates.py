@@ -165,7 +165,14 @@ def test_as_dict_is_json(template: Template) -> None:
 
 def test_common_settings_belong_to_every_template() -> None:
     names = {s.name for s in COMMON_SETTINGS}
-    assert names == {"key", "max_delete", "region", "outside_line_prefix"}
+    assert names == {
+        "key",
+        "max_delete",
+        "region",
+        "outside_line_prefix",
+        "schedule",
+        "schedule_timezone",
+    }
     for template in TEMPLATES:
         assert set(all_settings(template)) >= set(COMMON_SETTINGS)
     assert get_template("csv-phonebook").setting("max_delete") is None  # common, not own

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from pbx_connector.domain import schedule
 from pbx_connector.domain.phone import is_valid_region
 from pbx_connector.domain.targets import TARGETS
 from pbx_connector.errors import ConfigError, PbxConnectorError, UsageError
@@ -130,6 +131,10 @@ def apply_settings(profile: Profile, assignments: Mapping[str, str]) -> None:
 def validate_settings(profile: Profile, template: Template) -> None:
     s = profile.settings
     check_settings(template, s)
+    if "schedule" in s:
+        s["schedule"] = schedule.normalise(s["schedule"])
+    if "schedule_timezone" in s:
+        s["schedule_timezone"] = s["schedule_timezone"].strip()
     if template.source == "csv":
         check_file_settings(s)
     elif template.source == "peer":

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pbx_connector.domain import schedule
 from pbx_connector.domain.targets import MAX_EXTENSION_DIGITS, TARGETS, parse_extension_digits
 from pbx_connector.errors import NotFoundError
 
@@ -90,6 +91,20 @@ COMMON_SETTINGS: tuple[SettingSpec, ...] = (
         "",
         "dial prefix for an outside line to strip from "
         "numbers before normalising (e.g. 0); empty: the instance's setting",
+    ),
+    SettingSpec(
+        "schedule",
+        "",
+        "when the profile runs by itself: every N minutes, every N hours, hourly, daily "
+        "HH:MM, weekdays HH:MM, weekly DAY HH:MM, or a cron expression; empty or off: "
+        "only when started",
+        check=lambda value: schedule.is_off(value) or schedule.parse(value, "UTC"),
+    ),
+    SettingSpec(
+        "schedule_timezone",
+        "",
+        "time zone of the schedule (e.g. Europe/Berlin); empty: the instance's timezone",
+        check=lambda value: not value.strip() or schedule.check_timezone(value),
     ),
 )
 
@@ -565,8 +580,8 @@ def all_settings(template: Template) -> tuple[SettingSpec, ...]:
 
 
 def check_settings(template: Template, settings: Mapping[str, str]) -> None:
-    """Run the checks of the template's own settings (`SettingSpec.check`) on the values
-    given; raises `ConfigError` naming the first setting that is wrong."""
-    for spec in template.settings:
+    """Run the checks of the template's settings and the common ones (`SettingSpec.check`)
+    on the values given; raises `ConfigError` naming the first setting that is wrong."""
+    for spec in all_settings(template):
         if spec.check is not None and spec.name in settings:
             spec.check(settings[spec.name])

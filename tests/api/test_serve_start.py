@@ -25,11 +25,21 @@ from tests.helpers import PHONEBOOK_HEADER, free_port, phonebook_row, write_csv
 
 
 @contextmanager
-def serving(db: str, home: Path, stderr: int) -> Iterator[str]:
+def serving(db: str, home: Path, stderr: int, *args: str) -> Iterator[str]:
     """`serve` on a free port with its stderr on `stderr`; yields its URL once it answers."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pbx_connector.cli", "--db", db, "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "pbx_connector.cli",
+            "--db",
+            db,
+            "serve",
+            "--port",
+            str(port),
+            *list(args),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=stderr,
         env={**os.environ, "PBX_CONNECTOR_HOME": str(home)},
@@ -143,3 +153,36 @@ def test_queued_runs_left_by_a_stopped_service_run_at_start_and_stale_ones_are_d
     listed = run_cli(db_url, home, "phonebook", "list", "--json").stdout
     assert "Entry 2" in listed
     core.engine.dispose()
+
+
+def test_several_workers_answer_from_one_store_and_stop_together(
+    db_url: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    rows = [phonebook_row(f"Entry {n}", f"+49 991 {1000 + n}") for n in range(3)]
+    path = write_csv(tmp_path / "pb.csv", PHONEBOOK_HEADER, rows)
+    run_cli(db_url, home, "profile", "create", "pb", "-t", "csv-phonebook", "--set", f"path={path}")
+    token = run_cli(db_url, home, "token", "create", "t", "--role", "admin").stdout.strip()
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out, serving(db_url, home, out.fileno(), "--workers", "2") as url:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as api:
+            run = api.post("/api/v1/profiles/pb/runs", json={}).json()
+            deadline = time.monotonic() + 60
+            while api.get(f"/api/v1/runs/{run['id']}").json()["status"] in ("queued", "running"):
+                assert time.monotonic() < deadline, "the run did not end"
+                time.sleep(0.2)
+            # Every request, whichever worker takes it, sees what the run wrote.
+            totals = {
+                api.get("/api/v1/phonebook", params={"search": "entry"}).json()["total"]
+                for _ in range(20)
+            }
+            assert totals == {3}
+        workers = {
+            line for line in log.read_text().splitlines() if "Started server process" in line
+        }
+        assert len(workers) == 2, log.read_text()
+    text = log.read_text()
+    assert "Traceback" not in text, text
+    # The workers stopped with their parent: nothing answers on the port any more.
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/login", timeout=2)

@@ -68,6 +68,11 @@ def test_a_search_counts_its_matches_up_to_a_bound(
     assert (wide.total, wide.total_exact, len(wide.items)) == (30, False, 10)
     narrow = app.records.list("phonebook", search="nowak", limit=10)
     assert (narrow.total, narrow.total_exact) == (24, True)
+    # A first page with room to spare holds every match: its length is the count.
+    whole = app.records.list("phonebook", search="nowak", limit=50)
+    assert (whole.total, whole.total_exact, len(whole.items)) == (24, True, 24)
+    later = app.records.list("phonebook", search="nowak", limit=50, offset=20)
+    assert (later.total, later.total_exact, len(later.items)) == (24, True, 4)
     # At the bound exactly, the count is still exact.
     monkeypatch.setattr(records_service, "SEARCH_COUNT_LIMIT", 24)
     at = app.records.list("phonebook", search="nowak", limit=10)

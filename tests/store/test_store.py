@@ -148,13 +148,21 @@ def test_profile_changes_are_saved(engine: Engine, tmp_path: Path) -> None:
 
 def test_instance_settings_have_defaults_and_are_validated(engine: Engine) -> None:
     with engine.begin() as conn:
-        assert get_settings(conn) == {"default_region": "DE", "outside_line_prefix": ""}
+        assert get_settings(conn) == {
+            "default_region": "DE",
+            "outside_line_prefix": "",
+            "timezone": "",
+        }
         set_setting(conn, "default_region", "at")
         assert get_settings(conn)["default_region"] == "AT"
         with pytest.raises(UsageError):
             set_setting(conn, "default_region", "XX")
         with pytest.raises(UsageError):
             set_setting(conn, "outside_line_prefix", "a")
+        set_setting(conn, "timezone", " Europe/Vienna ")
+        assert get_settings(conn)["timezone"] == "Europe/Vienna"
+        with pytest.raises(UsageError, match="did you mean 'Europe/Berlin'"):
+            set_setting(conn, "timezone", "berlin")
 
 
 def test_resolve_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

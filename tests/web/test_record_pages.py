@@ -484,20 +484,20 @@ def test_phonebook_pages(web: Server) -> None:
 
 
 def test_a_search_with_more_matches_than_are_counted_says_so(web: Server, tmp_path: Path) -> None:
-    rows = [phonebook_row(f"Entry {n:04}", f"+49 991 {10000 + n}") for n in range(1005)]
+    rows = [phonebook_row(f"Entry {n:04}", f"+49 991 {10000 + n}") for n in range(205)]
     path = write_csv(tmp_path / "many.csv", PHONEBOOK_HEADER, rows)
     web.cli("profile", "create", "many", "-t", "csv-phonebook", "--set", f"path={path}")
     web.cli("sync", "many")
     with Signed(web) as admin:
         first = admin.get("/phonebook", search="entry").text
-        assert "1000+ phonebook entries" in first and "page 1 of 20+" in first
+        assert "200+ phonebook entries" in first and "page 1 of 4+" in first
         assert 'rel="next"' in first
         # Past the counted matches the pages go on while they come back full.
-        last = admin.get("/phonebook", search="entry", page_no="21").text
-        assert _rows(last) == [f"Entry {n:04}" for n in range(1000, 1005)]
-        assert 'rel="next"' not in last and "page 21 of 21+" in last
+        last = admin.get("/phonebook", search="entry", page_no="5").text
+        assert _rows(last) == [f"Entry {n:04}" for n in range(200, 205)]
+        assert 'rel="next"' not in last and "page 5 of 5+" in last
         every = admin.get("/phonebook").text  # without a search, the exact count
-        assert "1005 phonebook entries" in every and "page 1 of 21<" in every
+        assert "205 phonebook entries" in every and "page 1 of 5<" in every
 
 
 # --- Speed dials ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import typer
 
 from pbx_connector.cli.base import app, fail, handled, parse_assignments, print_json, state, table
 from pbx_connector.errors import UsageError
-from pbx_connector.models.profiles import ProfileView
+from pbx_connector.models.profiles import ProfileView, ScheduleView
 from pbx_connector.service.profiles import MAX_EXPORT_SIZE
 
 profile_app = typer.Typer(
@@ -116,6 +116,55 @@ def _print_profile(p: ProfileView) -> None:
     typer.echo("variables:")
     for k, v in p.variables.items():
         typer.echo(f"  {k} = {v}" if v else f"  {k} = (empty: not managed)")
+    typer.echo(f"schedule: {_schedule_line(p.schedule)}")
+
+
+def _schedule_line(schedule: ScheduleView | None) -> str:
+    if schedule is None:
+        return "(none: runs only when started)"
+    zone = f"{schedule.timezone}, the {schedule.timezone_from}'s zone"
+    text = f"{schedule.expression} ({zone})"
+    if schedule.problem:
+        return f"{text}; cannot run: {schedule.problem}"
+    text += f"; next run {schedule.next_run}"
+    if schedule.failing:
+        text += f"; FAILING: its last {schedule.failures} scheduled runs failed"
+    return text
+
+
+def _next_run(schedule: ScheduleView | None) -> str:
+    if schedule is None:
+        return "-"
+    if schedule.problem:
+        return "cannot run"
+    flag = " (failing)" if schedule.failing else ""
+    return f"{schedule.next_run or '-'}{flag}"
+
+
+@profile_app.command("schedule")
+def profile_schedule(
+    name: str,
+    expression: str = typer.Argument(
+        ...,
+        metavar="EXPR|off",
+        help="every N minutes, every N hours, hourly, daily HH:MM, weekdays HH:MM, "
+        "weekly DAY HH:MM, a cron expression ('*/15 * * * *'), or off.",
+    ),
+    timezone: str | None = typer.Option(
+        None,
+        "--timezone",
+        help="Time zone of the schedule (Europe/Berlin); '' follows the instance's.",
+    ),
+) -> None:
+    """Run a profile by itself (in 'pbx-connector serve'), or stop that with 'off'."""
+    with handled():
+        p = state.app.schedules.set(name, expression, timezone)
+    if p.schedule is None:
+        typer.echo(f"Profile {name!r} has no schedule: it runs only when started.")
+        return
+    typer.echo(f"Schedule of {name!r}: {_schedule_line(p.schedule)}")
+    for slot in p.schedule.next_runs[1:]:
+        typer.echo(f"  then {slot}")
 
 
 @profile_app.command("show")
@@ -138,8 +187,11 @@ def profile_list(as_json: bool = typer.Option(False, "--json")) -> None:
         print_json([p.model_dump(mode="json") for p in items])
         return
     table(
-        ["NAME", "TEMPLATE", "MODE", "SOURCE"],
-        [(p.name, p.template, p.mode, p.settings.get("path", "")) for p in items],
+        ["NAME", "TEMPLATE", "MODE", "SOURCE", "NEXT RUN"],
+        [
+            (p.name, p.template, p.mode, p.settings.get("path", ""), _next_run(p.schedule))
+            for p in items
+        ],
     )
 
 

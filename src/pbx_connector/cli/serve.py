@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -38,6 +39,13 @@ def _first_sign_in(url: str) -> list[str]:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Processes answering requests (one per core makes the most of a machine).",
+    ),
 ) -> None:
     """Serve the admin pages at http://HOST:PORT/ and the REST API at /api/v1 (OpenAPI
     at /api/v1/openapi.json). On a fresh store, print how to sign in the first time."""
@@ -56,4 +64,18 @@ def serve(
     for line in lines:
         typer.echo(line, err=True)
     typer.echo(f"Serving {core.url}: the pages at {url}, the API at {url}api/v1", err=True)
-    uvicorn.run(api, host=host, port=port, log_level="info", access_log=False)
+    if workers == 1:
+        uvicorn.run(api, host=host, port=port, log_level="info", access_log=False)
+        return
+    # Each worker is a new process that opens the same store; one Python process uses
+    # one core at a time for Python code, whatever its threads.
+    os.environ.update(core.worker_environment())
+    uvicorn.run(
+        "pbx_connector.api.app:from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+    )

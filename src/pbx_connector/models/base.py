@@ -22,5 +22,5 @@ class Page(Model, Generic[T]):
     items: list[T]
     total: int
     #: False when a search matched more records than are counted (`total` is then that
-    #: bound, and there are more): a list says "1000+" and asks for a narrower search.
+    #: bound, and there are more): a list says "200+" and asks for a narrower search.
     total_exact: bool = True

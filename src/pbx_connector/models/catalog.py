@@ -63,6 +63,11 @@ class InstanceSettings(Model):
         description="dial prefix for an outside line that sources put in front "
         "of numbers (e.g. 0); stripped before normalising",
     )
+    timezone: str = Field(
+        "",
+        description="time zone of profile schedules that name none (e.g. Europe/Berlin); "
+        "empty: this machine's",
+    )
 
     @classmethod
     def meaning(cls, name: str) -> str:

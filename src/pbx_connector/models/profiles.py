@@ -8,6 +8,7 @@ value, not which."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field, field_serializer
 
@@ -15,6 +16,37 @@ from pbx_connector.models.base import Model
 
 #: A source field holds a string, or a list of strings for multi-valued attributes.
 RowValue = str | list[str]
+
+
+class ScheduleView(Model):
+    """A profile's schedule as every face shows it."""
+
+    #: As set: a preset (`daily 02:30`) or a cron expression.
+    expression: str
+    #: The cron expression it means (five fields, or six with seconds first).
+    cron: str
+    #: The time zone its times are in, and where that comes from.
+    timezone: str
+    timezone_from: Literal["profile", "instance", "machine"]
+    #: The next slots, with their offset (`2026-12-01T02:30:00+01:00`).
+    next_runs: list[str]
+    #: Finished scheduled runs that failed in a row, newest first, up to `FAILING_AFTER`.
+    failures: int = 0
+    #: The last `FAILING_AFTER` scheduled runs all failed: the profile stays scheduled,
+    #: and a person should look at it.
+    failing: bool = False
+    #: Why the stored schedule cannot run (a time zone this machine does not know).
+    problem: str | None = None
+
+    @property
+    def next_run(self) -> str | None:
+        return self.next_runs[0] if self.next_runs else None
+
+
+class ProfileSchedule(Model):
+    """A profile's schedule, or null when it runs only when started."""
+
+    schedule: ScheduleView | None
 
 
 class ProfileView(Model):
@@ -37,6 +69,8 @@ class ProfileView(Model):
     variables: dict[str, str]
     created_at: datetime | None
     updated_at: datetime | None
+    #: When it runs by itself; None without a schedule.
+    schedule: ScheduleView | None = None
 
     @field_serializer("created_at", "updated_at")
     def _seconds(self, value: datetime | None) -> str | None:

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from pbx_connector.models.base import Model
 
-RunStatus = Literal["queued", "running", "ok", "failed", "aborted", "interrupted"]
+RunStatus = Literal["queued", "running", "ok", "failed", "aborted", "interrupted", "skipped"]
 #: Every status a run can have, in the order a filter offers them.
 RUN_STATUSES: tuple[str, ...] = ("queued", "running", "ok", "failed", "aborted", "interrupted")
 #: The safety rules that abort a mirror run, by what its message says.
@@ -99,6 +99,8 @@ class RunReport(Model):
     started: str | None
     finished: str | None
     progress: RunProgress | None = None
+    #: The slot of the profile's schedule this run was for (trigger `schedule`).
+    scheduled_for: str | None = None
 
     @property
     def pending(self) -> bool:

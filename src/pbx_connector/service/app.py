@@ -37,6 +37,7 @@ class App:
         from pbx_connector.service.profiles import ProfilesService
         from pbx_connector.service.records import RecordsService
         from pbx_connector.service.runs import RunsService
+        from pbx_connector.service.schedules import SchedulesService
         from pbx_connector.service.sessions import SessionsService
         from pbx_connector.service.setup import SetupService
         from pbx_connector.service.tokens import TokensService
@@ -53,6 +54,7 @@ class App:
         self.setup = SetupService(self)
         self.uploads = UploadsService(self)
         self.imports = ImportsService(self)
+        self.schedules = SchedulesService(self)
 
     @classmethod
     def open(cls, url: str | None = None) -> App:
@@ -63,6 +65,11 @@ class App:
         """What other local users could read of the store (an SQLite file or its
         directory open to them), with the chmod that fixes it."""
         return store_db.permission_warnings(str(self.engine.url))
+
+    def worker_environment(self) -> dict[str, str]:
+        """The environment that makes `App.open()` in another process (a worker of
+        `serve --workers N`) open this same store."""
+        return {DB_ENV: self.engine.url.render_as_string(hide_password=False)}
 
     @property
     def url(self) -> str:

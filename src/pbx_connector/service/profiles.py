@@ -29,6 +29,7 @@ from pbx_connector.models.profiles import (
     ProfileView,
 )
 from pbx_connector.service import preview as looking
+from pbx_connector.service.schedules import schedule_view
 from pbx_connector.sources import upload
 from pbx_connector.store.profiles import (
     Profile,
@@ -54,9 +55,11 @@ PREFILTER = looking.PREFILTER
 _ATTEMPTS = 3
 
 
-def profile_view(profile: Profile) -> ProfileView:
-    """What may be shown of a profile: everything but secret values."""
+def profile_view(profile: Profile, conn: Connection | None = None) -> ProfileView:
+    """What may be shown of a profile: everything but secret values. With a connection,
+    also its schedule (the next runs, whether its scheduled runs keep failing)."""
     assert profile.id is not None, "only a stored profile has a view"
+    schedule = None if conn is None else schedule_view(conn, profile, get_settings(conn))
     return ProfileView(
         id=profile.id,
         name=profile.name,
@@ -71,6 +74,7 @@ def profile_view(profile: Profile) -> ProfileView:
         variables=dict(profile.variables),
         created_at=aware(profile.created_at),
         updated_at=aware(profile.updated_at),
+        schedule=schedule,
     )
 
 
@@ -111,7 +115,7 @@ class ProfilesService:
     def list(self) -> builtins.list[ProfileView]:
         """Every profile, by name."""
         with self.app.reading() as conn:
-            return [profile_view(p) for p in list_profiles(conn)]
+            return [profile_view(p, conn) for p in list_profiles(conn)]
 
     def page(
         self,
@@ -140,7 +144,8 @@ class ProfilesService:
         return Page[ProfileView](items=items[offset : offset + limit], total=len(items))
 
     def get(self, name: str) -> ProfileView:
-        return profile_view(self._load(name))
+        with self.app.reading() as conn:
+            return profile_view(get_profile(conn, name), conn)
 
     def export(self, name: str) -> str:
         """The profile as JSON to import elsewhere; secrets are left out, only named."""
@@ -258,6 +263,7 @@ class ProfilesService:
         # Its uploaded files go too: a later profile may be given the same id.
         if profile.id is not None:
             upload.remove_other_uploads(profile.id, None)
+        self.app.schedules.changed()
         return deleted
 
     # --- looking at the source ---------------------------------------------------------
@@ -297,7 +303,9 @@ class ProfilesService:
                 raise ConflictError(
                     f"a profile named {profile.name!r} exists already", field="name"
                 )
-            return profile_view(insert_profile(conn, profile))
+            view = profile_view(insert_profile(conn, profile), conn)
+        self.app.schedules.changed()
+        return view
 
     def _change(self, name: str, change: Callable[[Profile], None]) -> ProfileView:
         """Apply `change` to the stored profile and save it. `change` runs outside any
@@ -310,10 +318,14 @@ class ProfilesService:
             with self.app.transaction() as conn:
                 _lock(conn, name)
                 if _state(get_profile(conn, name)) == before:
-                    return profile_view(save_profile(conn, profile))
-        raise ConflictError(
-            f"the profile {name!r} kept changing while this change was made; try again"
-        )
+                    view = profile_view(save_profile(conn, profile), conn)
+                    break
+        else:
+            raise ConflictError(
+                f"the profile {name!r} kept changing while this change was made; try again"
+            )
+        self.app.schedules.changed()
+        return view
 
 
 def _all_of(

@@ -136,10 +136,13 @@ def _owned(query: Select[Any], target: str, where: RecordFilter) -> Select[Any]:
 
 
 def _terms(search: str) -> list[str]:
-    """The folded term, and the digits of a term that looks like a number."""
+    """The folded term, and the digits of a term that looks like a number. Digits are
+    added only from three on: fewer are no phone number anyone searches for, and a
+    search text holds them nearly everywhere, so that one or two digits (`) 2`) would
+    read the whole table for the count instead of the trigram index."""
     terms = [fold(search)]
     digits = _number_fragment(search)
-    if digits is not None and digits not in terms:
+    if digits is not None and len(digits.lstrip("+")) >= 3 and digits not in terms:
         terms.append(digits)
     return terms
 

@@ -33,6 +33,9 @@ MAX_ID = 2**63 - 1
 QUEUED = "queued"
 RUNNING = "running"
 INTERRUPTED = "interrupted"
+#: A scheduled run not started because a run of its profile was still going.
+SKIPPED = "skipped"
+SCHEDULE = "schedule"
 #: How long a lock stays valid without renewal. The running process renews it every
 #: third of this; a process that is gone stops renewing, and its lock expires.
 LEASE = timedelta(seconds=60)
@@ -75,11 +78,13 @@ def _insert_run(
     status: str = RUNNING,
     message: str = "",
     force: bool = False,
+    scheduled_for: datetime | None = None,
 ) -> int:
     now = _now()
     result = conn.execute(
         insert(runs).values(
             profile_id=profile_id,
+            scheduled_for=scheduled_for,
             profile_name=profile_name,
             trigger=trigger,
             dry_run=dry_run,
@@ -87,7 +92,10 @@ def _insert_run(
             status=status,
             message=message,
             counts={},
-            errors=[{"line": None, "field": None, "message": message}] if message else [],
+            # A skipped run says why in its message; nothing went wrong.
+            errors=[{"line": None, "field": None, "message": message}]
+            if message and status != SKIPPED
+            else [],
             warnings=[],
             changes=[],
             started_at=now,
@@ -144,6 +152,8 @@ def start_run(engine: Engine, run_id: int) -> None:
     if row.status != QUEUED:
         raise RunError(f"run {run_id} is {row.status}, not queued")
     profile_id, profile_name = row.profile_id, row.profile_name
+    # A run of a schedule that finds its profile busy did not fail: it was not needed.
+    busy = SKIPPED if row.trigger == SCHEDULE else "failed"
     for _ in range(3):
         try:
             with engine.begin() as conn:
@@ -164,13 +174,17 @@ def start_run(engine: Engine, run_id: int) -> None:
             if held is None:
                 continue
             message = _running_message(profile_name, held)
+            if busy == SKIPPED:
+                message = f"skipped: {message}"
             conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
                 .values(
-                    status="failed",
+                    status=busy,
                     message=message,
-                    errors=[{"line": None, "field": None, "message": message}],
+                    errors=[]
+                    if busy == SKIPPED
+                    else [{"line": None, "field": None, "message": message}],
                     finished_at=_now(),
                 )
             )
@@ -414,6 +428,7 @@ def _report_of(m: Any, now: datetime) -> dict[str, Any]:
         "started": iso(m["started_at"]),
         "finished": iso(m["finished_at"]),
         "progress": dict(m["progress"]) if status == RUNNING and m["progress"] else None,
+        "scheduled_for": iso(m["scheduled_for"]),
     }
 
 
@@ -484,3 +499,59 @@ def queued_runs(conn: Connection) -> list[tuple[int, datetime]]:
         select(runs.c.id, runs.c.started_at).where(runs.c.status == QUEUED).order_by(runs.c.id)
     )
     return [(row.id, aware(row.started_at)) for row in rows]
+
+
+def claim_slot(
+    engine: Engine, profile_id: int, profile_name: str, slot: datetime
+) -> tuple[int, str] | None:
+    """Record the run of a schedule's slot: `queued`, or `skipped` when a live run of the
+    profile holds its lock. Returns (run id, status), or None when the slot was claimed
+    before (by this process or another of the same store): the unique index on
+    (profile, slot) lets exactly one insert through."""
+    try:
+        with engine.begin() as conn:
+            held = live_lock(conn, profile_id)
+            if held is not None:
+                message = f"skipped: {_running_message(profile_name, held)}"
+                status = SKIPPED
+            else:
+                message, status = "", QUEUED
+            run_id = _insert_run(
+                conn,
+                profile_id,
+                profile_name,
+                dry_run=False,
+                trigger=SCHEDULE,
+                status=status,
+                message=message,
+                scheduled_for=slot,
+            )
+            return run_id, status
+    except IntegrityError:
+        return None
+
+
+def last_slots(conn: Connection) -> dict[int, datetime]:
+    """The latest slot claimed of each profile that has one."""
+    query = (
+        select(runs.c.profile_id, func.max(runs.c.scheduled_for))
+        .where(runs.c.scheduled_for.is_not(None) & runs.c.profile_id.is_not(None))
+        .group_by(runs.c.profile_id)
+    )
+    return {int(pid): aware(slot) for pid, slot in conn.execute(query) if slot is not None}
+
+
+def scheduled_outcomes(conn: Connection, profile_id: int, count: int) -> list[str]:
+    """The statuses of the profile's last `count` finished runs of its schedule, newest
+    first; skipped ones do not count (they were not needed, not failed)."""
+    query = (
+        select(runs.c.status)
+        .where(
+            (runs.c.profile_id == profile_id)
+            & (runs.c.trigger == SCHEDULE)
+            & runs.c.status.not_in((QUEUED, RUNNING, SKIPPED))
+        )
+        .order_by(runs.c.id.desc())
+        .limit(count)
+    )
+    return [str(status) for (status,) in conn.execute(query)]

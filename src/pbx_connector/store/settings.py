@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, insert, select
 
 from pbx_connector.domain.phone import is_valid_region
+from pbx_connector.domain.schedule import check_timezone
 from pbx_connector.errors import ConfigError
 from pbx_connector.store.tables import settings
 
@@ -19,6 +20,10 @@ DEFAULTS: dict[str, tuple[str, str]] = {
         "dial prefix for an outside line that sources put in front "
         "of numbers (e.g. 0); stripped before normalising",
     ),
+    "timezone": (
+        "",
+        "time zone of profile schedules that name none (e.g. Europe/Berlin); empty: this machine's",
+    ),
 }
 
 
@@ -32,6 +37,8 @@ def validate_setting(key: str, value: str) -> str:
             raise ConfigError(f"{value!r} is not a country code phonenumbers knows", field=key)
     if key == "outside_line_prefix" and value and not value.isdigit():
         raise ConfigError("the outside-line prefix must be digits", field=key)
+    if key == "timezone" and value:
+        check_timezone(value, field=key)
     return value
 
 

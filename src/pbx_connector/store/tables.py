@@ -74,7 +74,11 @@ runs = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     # {phase, done, total} while it runs, written with the lease renewal.
     Column("progress", JSON, nullable=True),
+    # The slot of the profile's schedule this run is for (trigger "schedule"): unique
+    # per profile, so that of several processes of one store only one runs a slot.
+    Column("scheduled_for", DateTime(timezone=True), nullable=True),
     Index("ix_runs_profile_id", "profile_id"),
+    Index("ux_runs_profile_id_scheduled_for", "profile_id", "scheduled_for", unique=True),
 )
 
 run_locks = Table(

@@ -352,7 +352,7 @@ def _list_page(
         "kind": kind,
         "items": items,
         "total": total,
-        # A search counts only so far: "1000+", and a full page may have a next one.
+        # A search counts only so far: "200+", and a full page may have a next one.
         "total_exact": exact,
         "state": state,
         "pages": max(1, -(-total // PAGE_SIZE))

@@ -24,6 +24,7 @@ from pbx_connector.models.profiles import (
     CreatedProfile,
     EvaluateResult,
     PreviewResult,
+    ProfileSchedule,
     ProfileView,
 )
 from pbx_connector.service import App
@@ -76,6 +77,22 @@ class ConfigChange(Model):
     )
     outside_line_prefix: str | None = Field(
         default=None, description=InstanceSettings.meaning("outside_line_prefix")
+    )
+    timezone: str | None = Field(default=None, description=InstanceSettings.meaning("timezone"))
+
+
+class ScheduleChange(Model):
+    """A schedule to set (`off` removes it), and optionally its time zone."""
+
+    schedule: str = Field(
+        description="every N minutes, every N hours, hourly, daily HH:MM, weekdays HH:MM, "
+        "weekly DAY HH:MM, a cron expression, or off",
+        examples=["daily 02:30", "*/15 * * * *"],
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="time zone (Europe/Berlin); null keeps the profile's, '' follows the "
+        "instance's",
     )
 
 
@@ -295,6 +312,32 @@ def get_prefilter(name: str, app: Core, _: Reader) -> Prefilter:
 @router.put("/profiles/{name}/prefilter")
 def set_prefilter(name: str, body: Prefilter, app: Core, _: Writer) -> Prefilter:
     return Prefilter(prefilter=app.profiles.set_prefilter(name, body.prefilter).prefilter)
+
+
+@router.get("/profiles/{name}/schedule")
+def get_schedule(name: str, app: Core, _: Reader) -> ProfileSchedule:
+    """The schedule with its next runs, and whether its scheduled runs keep failing."""
+    return ProfileSchedule(schedule=app.schedules.view(name))
+
+
+@router.put("/profiles/{name}/schedule")
+def set_schedule(name: str, body: ScheduleChange, app: Core, _: Writer) -> ProfileSchedule:
+    """Set when the profile runs by itself; `serve` runs it from then on."""
+    view = app.schedules.set(name, body.schedule, body.timezone)
+    return ProfileSchedule(schedule=view.schedule)
+
+
+@router.delete("/profiles/{name}/schedule", status_code=204)
+def delete_schedule(name: str, app: Core, _: Writer) -> Response:
+    """Stop running the profile by itself."""
+    app.schedules.clear(name)
+    return Response(status_code=204)
+
+
+@router.post("/schedules/preview")
+def preview_schedule(body: ScheduleChange, app: Core, _: Reader) -> ProfileSchedule:
+    """What a schedule would be (its next runs), without saving it."""
+    return ProfileSchedule(schedule=app.schedules.preview(body.schedule, body.timezone or ""))
 
 
 @router.get("/profiles/{name}/preview")
