@@ -82,11 +82,16 @@ def test_templates_and_instance_config(server: Server) -> None:
         assert _ok(admin.get("/api/v1/config")) == {
             "default_region": "DE",
             "outside_line_prefix": "",
+            "timezone": "",
         }
         changed = _ok(
-            admin.patch("/api/v1/config", json={"default_region": "at", "outside_line_prefix": "0"})
+            admin.patch(
+                "/api/v1/config",
+                json={"default_region": "at", "outside_line_prefix": "0", "timezone": "UTC"},
+            )
         )
-        assert changed == {"default_region": "AT", "outside_line_prefix": "0"}
+        assert changed == {"default_region": "AT", "outside_line_prefix": "0", "timezone": "UTC"}
+        _error(admin.patch("/api/v1/config", json={"timezone": "Mars/Base"}), 422, "timezone")
         # All or none: a bad value keeps the good one beside it from being written.
         bad = {"outside_line_prefix": "9", "default_region": "XX"}
         _error(admin.patch("/api/v1/config", json=bad), 422, "default_region")

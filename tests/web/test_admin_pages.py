@@ -372,12 +372,16 @@ def test_instance_settings_are_saved_or_refused_next_to_the_field(web: Server) -
     try:
         page = browser.get("/settings")
         assert page.status_code == 200
-        for name in ("default_region", "outside_line_prefix"):
+        for name in ("default_region", "outside_line_prefix", "timezone"):
             assert f'<label for="{name}">' in page.text and f'id="{name}-help"' in page.text
         assert 'id="default_region" name="default_region"' in page.text
-        saved = browser.post("/settings", {"default_region": "at", "outside_line_prefix": "0"})
+        saved = browser.post(
+            "/settings",
+            {"default_region": "at", "outside_line_prefix": "0", "timezone": "Europe/Vienna"},
+        )
         assert saved.status_code == 303 and saved.headers["location"] == "/settings?saved=1"
-        assert _config(web) == {"default_region": "AT", "outside_line_prefix": "0"}
+        good = {"default_region": "AT", "outside_line_prefix": "0", "timezone": "Europe/Vienna"}
+        assert _config(web) == good
         assert "The instance settings are saved." in browser.get("/settings", saved="1").text
 
         refused = browser.post("/settings", {"default_region": "XX", "outside_line_prefix": "9"})
@@ -386,7 +390,9 @@ def test_instance_settings_are_saved_or_refused_next_to_the_field(web: Server) -
         assert 'value="XX"' in refused.text and 'value="9"' in refused.text
         refused = browser.post("/settings", {"default_region": "CH", "outside_line_prefix": "0a"})
         assert "must be digits" in _error_of(refused.text, "outside_line_prefix")
-        assert _config(web) == {"default_region": "AT", "outside_line_prefix": "0"}
+        refused = browser.post("/settings", {"timezone": "vienna"})
+        assert "did you mean 'Europe/Vienna'" in _error_of(refused.text, "timezone")
+        assert _config(web) == good
     finally:
         browser.close()
 
@@ -470,7 +476,9 @@ def test_a_token_is_shown_once_works_and_stops_working_when_revoked(
 # --- who may do what ------------------------------------------------------------------------
 
 
-def test_a_viewer_sees_settings_and_the_log_but_cannot_change_anything(web: Server) -> None:
+def test_a_viewer_sees_the_log_and_instance_settings_but_cannot_change_anything(
+    web: Server,
+) -> None:
     web.cli("auth", "settings", "uri=ldap://127.0.0.1:1", "bind_user=uid=%,dc=example,dc=test")
     web.cli("token", "create", "crm", "--role", "admin")
     add_user(web, "vera", VIEWER_PASSWORD, roles="viewer")
@@ -479,14 +487,18 @@ def test_a_viewer_sees_settings_and_the_log_but_cannot_change_anything(web: Serv
     try:
         auth = viewer.get("/authentication")
         assert auth.status_code == 200
-        assert "ldap://127.0.0.1:1" in auth.text and "uid=%,dc=example,dc=test" in auth.text
+        # As in the API: the directory settings and the tokens are for admins only.
+        assert "ldap://127.0.0.1:1" not in auth.text and "uid=%" not in auth.text
+        assert "shown to administrators only" in auth.text
         assert "Authentication log" in auth.text and ">vera<" in auth.text
         assert "<button" not in auth.text.replace(
             '<button type="submit">Sign out</button>', ""
         ).replace('<button type="submit">Show</button>', "")
         assert 'id="auth-settings"' not in auth.text and "Test Authentication" not in auth.text
         settings = viewer.get("/settings")
-        assert settings.status_code == 200 and ">crm " in settings.text
+        assert settings.status_code == 200 and ">crm " not in settings.text
+        assert "API tokens are shown to administrators only" in settings.text
+        assert "Default region" in settings.text
         assert "Create token" not in settings.text and "/revoke" not in settings.text
         assert 'action="/settings"' not in settings.text
         assert viewer.get("/settings/tokens/1/revoke").status_code == 403

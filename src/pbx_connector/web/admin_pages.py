@@ -30,6 +30,7 @@ from pbx_connector.models.auth import (
 from pbx_connector.models.catalog import InstanceSettings
 from pbx_connector.models.sessions import WebSession
 from pbx_connector.models.tokens import TokenView
+from pbx_connector.service.access import may_read
 from pbx_connector.service.auth import SECRET_SETTINGS, SETTING_CHOICES, SETTING_HELP
 from pbx_connector.service.tokens import MAX_DAYS, ROLES
 from pbx_connector.web.render import page
@@ -119,6 +120,7 @@ AUTH_FIELDS: tuple[str, ...] = tuple(f.name for g in AUTH_GROUPS for f in g.fiel
 INSTANCE_LABELS: dict[str, str] = {
     "default_region": "Default region",
     "outside_line_prefix": "Outside line prefix",
+    "timezone": "Time zone of schedules",
 }
 #: The status of a form sent back with an error next to a field: the input is refused,
 #: whatever the core calls it (an unknown owner is a `NotFoundError`, 404 in the API).
@@ -221,6 +223,7 @@ def _log_view(
 
 def _auth_context(
     request: Request,
+    can_write: bool,
     *,
     form: Mapping[str, str] | None = None,
     errors: dict[str, str] | None = None,
@@ -229,6 +232,8 @@ def _auth_context(
 ) -> dict[str, Any]:
     saved = core(request).auth.settings()
     return {
+        # Viewers see the log, not the directory settings (as in the API).
+        "settings_shown": may_read(can_write, "auth_settings"),
         "groups": AUTH_GROUPS,
         "help": SETTING_HELP,
         "choices": SETTING_CHOICES,
@@ -274,7 +279,7 @@ def _authentication_page(
         session,
         status_code=status_code,
         notice=notice,
-        **_auth_context(request, **context),
+        **_auth_context(request, session.can_write, **context),
         **(log or _log_view(request, "", "", "", 1)),
     )
 
@@ -409,7 +414,10 @@ def _settings_page(
         values=values,
         errors=instance_errors or {},
         form_error=instance_error,
-        tokens=[_token_row(t) for t in app.tokens.list()],
+        # Viewers see the instance settings, not every user's tokens (as in the API).
+        tokens=[_token_row(t) for t in app.tokens.list()]
+        if may_read(session.can_write, "tokens")
+        else None,
         roles=ROLES,
         max_days=MAX_DAYS,
         token_values=token_values,

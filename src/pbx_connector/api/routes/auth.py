@@ -23,6 +23,7 @@ from pbx_connector.models.auth import (
     AuthTestResult,
 )
 from pbx_connector.models.base import Model, Page
+from pbx_connector.service.access import require_read
 from pbx_connector.service.auth import SETTING_HELP
 
 router = APIRouter(tags=["auth"])
@@ -91,9 +92,10 @@ class AuthTestRequest(Credentials):
 
 
 @router.get("/auth/settings")
-def get_settings(app: Core, _: Writer) -> AuthSettingsView:
+def get_settings(app: Core, who: Reader) -> AuthSettingsView:
     """The directory settings. Admin only: they describe the directory and its service
     account. The service account's password shows only as `bind_password_set`."""
+    require_read(who.can_write, "auth_settings")
     return app.auth.settings()
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Response
 from pbx_connector.api.deps import Core, Reader, Writer
 from pbx_connector.models.base import Model
 from pbx_connector.models.tokens import Principal, Role, TokenView
+from pbx_connector.service.access import require_read
 
 router = APIRouter(tags=["tokens"])
 
@@ -26,7 +27,8 @@ def me(who: Reader) -> Principal:
 
 
 @router.get("/tokens")
-def list_tokens(app: Core, _: Writer) -> dict[str, Any]:
+def list_tokens(app: Core, who: Reader) -> dict[str, Any]:
+    require_read(who.can_write, "tokens")
     items = app.tokens.list()
     return {"items": [t.model_dump(mode="json") for t in items], "total": len(items)}
 
