@@ -1,16 +1,19 @@
-"""The admin pages: sign in and out, the Connector page (the list of profiles), the
-runs and Force for a run a safety rule stopped. Each route reads with GET and changes
-state only on POST, after `routing` has checked the request's Origin and its CSRF token."""
+"""The admin pages: sign in and out, the Connector page (the list of profiles, with each
+one's last and next run), the runs and Force for a run a safety rule stopped. Each route
+reads with GET and changes state only on POST, after `routing` has checked the request's
+Origin and its CSRF token."""
 
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from pbx_connector.errors import PermissionDenied, Unauthenticated, UsageError
+from pbx_connector.models.profiles import ScheduleView
 from pbx_connector.models.runs import RUN_STATUSES, RunReport
 from pbx_connector.models.sessions import WebSession
 from pbx_connector.service.sessions import ABSOLUTE
@@ -114,6 +117,32 @@ def logout(request: Request, session: Checked) -> Response:
     return response
 
 
+def slot_time(iso: str) -> str:
+    """A slot of a schedule as the pages show it, in the schedule's own zone:
+    `Tue 2026-12-01 02:30 +01:00` (seconds only when a cron expression names them)."""
+    moment = datetime.fromisoformat(iso)
+    clock = "%H:%M:%S" if moment.second else "%H:%M"
+    offset = moment.strftime("%z")
+    if len(offset) == 5:
+        offset = f"{offset[:3]}:{offset[3:]}"
+    return f"{moment.strftime('%a %Y-%m-%d ' + clock)} {offset}".strip()
+
+
+def next_run_view(schedule: ScheduleView | None) -> dict[str, Any] | None:
+    """What a page shows of a profile's schedule beside its name: the next run, and
+    whether its scheduled runs keep failing or it cannot run at all. None: no schedule."""
+    if schedule is None:
+        return None
+    upcoming = schedule.next_run
+    return {
+        "iso": upcoming,
+        "text": slot_time(upcoming) if upcoming else None,
+        "failing": schedule.failing,
+        "failures": schedule.failures,
+        "problem": schedule.problem,
+    }
+
+
 def connector_page(
     request: Request,
     session: WebSession,
@@ -124,13 +153,19 @@ def connector_page(
     import_text: str = "",
     import_name: str = "",
 ) -> Response:
-    """The Connector page: every profile with its last run, Add, Import profile."""
+    """The Connector page: every profile with its last and next run, Add, Import profile."""
     app = core(request)
     latest = app.runs.latest()
     rows: list[dict[str, Any]] = []
     for profile in app.profiles.list():
         last = latest.get(profile.name)
-        rows.append({"profile": profile, "last": last_run_view(last) if last else None})
+        rows.append(
+            {
+                "profile": profile,
+                "last": last_run_view(last) if last else None,
+                "next": next_run_view(profile.schedule),
+            }
+        )
     return page(
         request,
         "connector.html",

@@ -1,6 +1,6 @@
 """A profile's pages: the template overview (`Add`), the form that creates a profile from a
-template, the profile with its tabs (Basic Data, Pre Filter, Variables, Mode, Preview,
-Runs), Save, Save and Simulate, Import Now, Export, Import profile and Delete.
+template, the profile with its tabs (Basic Data, Pre Filter, Variables, Mode, Schedule,
+Preview, Runs), Save, Save and Simulate, Import Now, Export, Import profile and Delete.
 
 Every value is checked by the core (`profiles.check`) before anything is kept: a form with
 a mistake comes back with each error next to its field, the input kept (secrets never
@@ -15,11 +15,11 @@ from starlette.responses import RedirectResponse, Response
 
 from pbx_connector.errors import PbxConnectorError
 from pbx_connector.models.catalog import SettingView, TemplateView
-from pbx_connector.models.profiles import EvaluateResult, FieldValue, ProfileView
+from pbx_connector.models.profiles import EvaluateResult, FieldValue, ProfileView, ScheduleView
 from pbx_connector.models.sessions import WebSession
 from pbx_connector.service import App
 from pbx_connector.service.profiles import MAX_EXPORT_SIZE, PREFILTER
-from pbx_connector.web.pages import connector_page
+from pbx_connector.web.pages import connector_page, next_run_view, slot_time
 from pbx_connector.web.render import last_run_view, page
 from pbx_connector.web.routing import (
     Checked,
@@ -40,11 +40,14 @@ TABS: dict[str, str] = {
     "prefilter": "Pre Filter",
     "variables": "Variables",
     "mode": "Mode",
+    "schedule": "Schedule",
     "preview": "Preview",
     "runs": "Runs",
 }
-#: Tabs with a form that Save keeps.
+#: Tabs with a form that Save keeps (the Schedule tab has its own routes).
 SAVED_TABS = ("basic", "prefilter", "variables", "mode")
+#: The settings the Schedule tab shows and keeps, not the Mode tab.
+SCHEDULE_SETTINGS = ("schedule", "schedule_timezone")
 #: The template overview's groups, by target, in the seed's order.
 TARGET_GROUPS = {"users": "Users", "phonebook": "Phonebook", "speeddials": "Speed dials"}
 #: Rows the Variables and Pre Filter tabs evaluate; rows the Preview tab shows.
@@ -314,11 +317,15 @@ def _profile_page(
     notes: list[str] | None = None,
     created: bool = False,
     saved: bool = False,
+    notice: str = "",
     evaluation: dict[str, Any] | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> Response:
     app = core(request)
     template = app.catalog.template(profile.template)
     context: dict[str, Any] = {}
+    if tab == "schedule":
+        context["sp"] = schedule if schedule is not None else _schedule_shown(profile.schedule)
     if tab in ("variables", "prefilter") and evaluation is None:
         unsaved = values or {}
         variables = (
@@ -337,12 +344,15 @@ def _profile_page(
         listed = app.runs.list(profile.name, limit=RUNS_SHOWN)
         context["runs"] = [last_run_view(r) for r in listed.items]
         context["runs_total"] = listed.total
-    settings = template.settings if tab == "basic" else template.common_settings
+    # The schedule has a tab of its own; the Mode tab shows the other common settings.
+    common = [s for s in template.common_settings if s.name not in SCHEDULE_SETTINGS]
+    settings = template.settings if tab == "basic" else common
     known = {
         "basic": [s.name for s in template.settings],
-        "mode": ["mode", *(s.name for s in template.common_settings)],
+        "mode": ["mode", *(s.name for s in common)],
         "prefilter": [PREFILTER],
         "variables": list(profile.variables),
+        "schedule": list(SCHEDULE_SETTINGS),
     }.get(tab, [])
     shown_values = {**profile.settings, "mode": profile.mode, PREFILTER: profile.prefilter}
     if tab == "variables":
@@ -365,8 +375,10 @@ def _profile_page(
         notes=notes or [],
         created=created,
         saved=saved,
+        notice=notice,
         ev=evaluation,
         last=last_run_view(last[0]) if last else None,
+        next_run=next_run_view(profile.schedule),
         **context,
     )
 
@@ -377,11 +389,96 @@ def profile(request: Request, name: str, session: Viewer) -> Response:
 
 
 @router.get("/profiles/{name}/{tab}")
-def profile_tab(request: Request, name: str, tab: str, session: Viewer, saved: int = 0) -> Response:
+def profile_tab(
+    request: Request, name: str, tab: str, session: Viewer, saved: int = 0, removed: int = 0
+) -> Response:
     if tab not in TABS:
         return page(request, "error.html", session, status_code=404, message="no such page")
     view = core(request).profiles.get(name)
-    return _profile_page(request, session, view, tab, saved=bool(saved))
+    notice = (
+        "The schedule was removed: the profile runs only when it is started."
+        if removed and tab == "schedule"
+        else ""
+    )
+    return _profile_page(request, session, view, tab, saved=bool(saved), notice=notice)
+
+
+# --- the Schedule tab -----------------------------------------------------------------------
+
+
+def _schedule_shown(
+    view: ScheduleView | None, error: PbxConnectorError | None = None
+) -> dict[str, Any]:
+    """What the Schedule tab shows under its fields: the zone and the next runs of a
+    schedule (None: no schedule), or the error of one that is wrong and the field it names."""
+    if error is not None:
+        return {"view": None, "runs": [], "error": error.message, "field": error.field}
+    runs = [(iso, slot_time(iso)) for iso in view.next_runs] if view else []
+    return {"view": view, "runs": runs, "error": None, "field": None}
+
+
+def _schedule_typed(app: App, expression: str, zone: str) -> dict[str, Any]:
+    try:
+        return _schedule_shown(app.schedules.preview(expression, zone))
+    except PbxConnectorError as exc:
+        return _schedule_shown(None, exc)
+
+
+def _schedule_form(form: Form) -> tuple[str, str | None]:
+    """The schedule and time zone a form gives; a form without the zone keeps the
+    profile's."""
+    zone = form.get("schedule_timezone") if "schedule_timezone" in form.fields else None
+    return form.get("schedule"), zone
+
+
+@router.post("/profiles/{name}/schedule/preview")
+async def schedule_preview(request: Request, name: str, session: Checked) -> Response:
+    """The next runs of the schedule typed so far; nothing is saved. htmx gets them alone
+    (with any error beside its field); a browser without scripts gets the whole tab."""
+    app = core(request)
+    profile = app.profiles.get(name)
+    expression, zone = _schedule_form(await read_form(request))
+    shown = _schedule_typed(app, expression, zone or "")
+    if request.headers.get("hx-request"):
+        return page(request, "_profile_schedule_next.html", session, sp=shown, oob=True)
+    values = {"schedule": expression, "schedule_timezone": zone or ""}
+    return _profile_page(request, session, profile, "schedule", values=values, schedule=shown)
+
+
+@router.post("/profiles/{name}/schedule")
+async def save_schedule(request: Request, name: str, session: Writer) -> Response:
+    """Save: the schedule and its time zone are checked by the core and kept together,
+    or neither is (the form comes back with the error beside its field)."""
+    app = core(request)
+    profile = app.profiles.get(name)
+    expression, zone = _schedule_form(await read_form(request))
+    try:
+        app.schedules.set(name, expression, zone)
+    except PbxConnectorError as exc:
+        values = {"schedule": expression}
+        if zone is not None:
+            values["schedule_timezone"] = zone
+        return _profile_page(
+            request,
+            session,
+            profile,
+            "schedule",
+            status_code=exc.http_status,
+            values=values,
+            errors={exc.field or "form": exc.message},
+            schedule=_schedule_typed(app, expression, zone or ""),
+        )
+    return RedirectResponse(f"/profiles/{name}/schedule?saved=1", status_code=303)
+
+
+@router.post("/profiles/{name}/schedule/remove")
+def remove_schedule(request: Request, name: str, session: Writer) -> Response:
+    """Remove schedule: the profile runs only when started (its time zone stays set)."""
+    core(request).schedules.clear(name)
+    return RedirectResponse(f"/profiles/{name}/schedule?removed=1", status_code=303)
+
+
+# --- Save --------------------------------------------------------------------------------------
 
 
 @router.post("/profiles/{name}/{tab}")
@@ -400,7 +497,8 @@ async def save(request: Request, name: str, tab: str, session: Writer) -> Respon
     if tab == "basic":
         settings = _settings_of(form, template.settings)
     elif tab == "mode":
-        settings = _settings_of(form, template.common_settings)
+        common = [s for s in template.common_settings if s.name not in SCHEDULE_SETTINGS]
+        settings = _settings_of(form, common)
         if "mode" in form.fields:
             settings["mode"] = form.get("mode")
     elif tab == "variables":
