@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, create_engine
 
 from pbx_connector.errors import ConfigError
-from pbx_connector.service import App
+from pbx_connector.service import App, words
 from pbx_connector.service.schedules import FAILING_AFTER
 from pbx_connector.store import runs as run_store
 from tests.helpers import PHONEBOOK_HEADER, make_profile, phonebook_row, write_csv
@@ -96,6 +96,8 @@ def test_a_slot_of_a_busy_profile_is_recorded_as_skipped(app: App, engine: Engin
     assert skipped.status == "skipped" and skipped.trigger == "schedule"
     assert f"skipped: profile 'pb' is already running (run {holder}" in skipped.message
     assert skipped.errors == []
+    assert [r.id for r in app.runs.list("pb", status="skipped").items] == [skipped.id]
+    assert words.summary(skipped.model_dump(mode="json")).startswith("nothing read or written")
     # Not a failure: the flag counts only runs that ran.
     view = app.profiles.get("pb").schedule
     assert view is not None and view.failures == 0 and not view.failing

@@ -102,10 +102,13 @@ def test_a_sync_reads_the_file_over_https_with_the_profiles_ca(
     app: App, engine: Engine, site: FileServer, tls: TlsFiles, name: str
 ) -> None:
     create(app, site, tls, f"/files/{name}")
+    asked = len(site.seen(f"/files/{name}"))
     report = app.runs.run("pb")
     assert report.status == "ok" and report.applied, report.message
     assert report.counts.created == 3
     assert names(engine) == {"Max Muster", "Erika Muster", "Reception"}
+    # One request per run: the header and the rows come from the same response.
+    assert len(site.seen(f"/files/{name}")) - asked == 1
 
 
 def test_the_cli_syncs_from_a_url(

@@ -10,7 +10,15 @@ from pbx_connector.models.base import Model
 
 RunStatus = Literal["queued", "running", "ok", "failed", "aborted", "interrupted", "skipped"]
 #: Every status a run can have, in the order a filter offers them.
-RUN_STATUSES: tuple[str, ...] = ("queued", "running", "ok", "failed", "aborted", "interrupted")
+RUN_STATUSES: tuple[str, ...] = (
+    "queued",
+    "running",
+    "ok",
+    "failed",
+    "aborted",
+    "interrupted",
+    "skipped",
+)
 #: The safety rules that abort a mirror run, by what its message says.
 SafetyRule = Literal["max_delete", "no rows", "pre-filter"]
 _SAFETY_WORDS: tuple[tuple[str, SafetyRule], ...] = (

@@ -51,6 +51,8 @@ def describe_error(error: dict[str, Any]) -> str:
 def summary(report: dict[str, Any]) -> str:
     """The counts in words: "would be" for a run that wrote nothing (a dry run, or one
     that was aborted, failed or interrupted)."""
+    if report.get("status") == "skipped":
+        return "nothing read or written: a run of the profile was still going"
     c = report["counts"]
     verb = "" if report.get("applied", not report["dry_run"]) else "would be"
     parts = [

@@ -3,10 +3,12 @@ rows). The `csv` source kind of every CSV template is one of these."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 
 from pbx_connector.sources.base import SourceRow
-from pbx_connector.sources.formats import check_format, open_table
+from pbx_connector.sources.formats import TableReader, check_format, open_table
 from pbx_connector.sources.location import (
     Location,
     check_location,
@@ -16,7 +18,12 @@ from pbx_connector.sources.location import (
 
 
 class FileSource:
-    """Reads its file afresh on every `fields()` and `rows()`."""
+    """A file read once per run: `fields()` opens it and reads the header, and the next
+    `rows()` reads on from there. Opened twice, a URL would be fetched twice (and could
+    change in between: a header of one version, rows of the next) and a share would be
+    logged on to twice. A `rows()` without a `fields()` before, or a second one, opens the
+    file afresh. The file is closed when its rows are read, or when the source is
+    dropped without reading them (a check that failed on the header)."""
 
     open_ended = False
 
@@ -24,12 +31,27 @@ class FileSource:
         self.location = location
         self.name: str = location.name
         self.settings = dict(settings)
+        self._opened: tuple[ExitStack, TableReader] | None = None
 
     def fields(self) -> list[str]:
-        with self.location.open() as stream, open_table(stream, self.settings, self.name) as table:
-            return table.fields
+        if self._opened is None:
+            stack = ExitStack()
+            try:
+                stream = stack.enter_context(self.location.open())
+                table = stack.enter_context(open_table(stream, self.settings, self.name))
+            except BaseException:
+                stack.close()
+                raise
+            self._opened = (stack, table)
+            weakref.finalize(self, stack.close)
+        return self._opened[1].fields
 
     def rows(self) -> Iterator[SourceRow]:
+        if self._opened is not None:
+            (stack, table), self._opened = self._opened, None
+            with stack:
+                yield from table
+            return
         with self.location.open() as stream, open_table(stream, self.settings, self.name) as table:
             yield from table
 
