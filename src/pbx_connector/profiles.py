@@ -57,14 +57,13 @@ def new_profile(
     for s in all_settings(template):
         if s.required and not (profile.settings.get(s.name) or profile.secrets.get(s.name)):
             raise UsageError(
-                f"the template {template.name!r} needs the setting {s.name!r} "
-                f"(--set {s.name}=…): {s.description}",
+                f"the template {template.name!r} needs the setting {s.name!r}: {s.description}",
                 field=s.name,
             )
     if template.source == "csv" and not file_is_given(profile.settings):
         raise UsageError(
-            f"the template {template.name!r} needs the setting 'path' (--set path=…), or a "
-            "share (use_share=yes), a url, or an uploaded file (upload=yes): where the file is",
+            f"the template {template.name!r} needs the setting 'path', or a share "
+            "(use_share=yes), a url, or an uploaded file (upload=yes): where the file is",
             field="path",
         )
     notes = fit_variables_to_source(profile)
@@ -233,7 +232,7 @@ def fit_variables_to_source(profile: Profile) -> list[str]:
         if spec.spec(name).required:
             notes.append(
                 f"variable {name!r} needs the column {sorted(missing)[0]!r}, which "
-                "the source lacks: set it with 'profile variables'"
+                "the source lacks: give the variable an expression over the source's columns"
             )
             continue
         profile.variables[name] = ""

@@ -98,6 +98,7 @@ def test_failed_and_aborted_runs_exit_3(cli: Cli, pb: Path) -> None:
     write_csv(pb, PHONEBOOK_HEADER, [])
     result = cli("sync", "pb", code=3)
     assert "aborted, nothing changed" in result.stderr
+    assert "hint: to run it anyway: pbx-connector sync pb --force" in result.stderr
     report = cli.json("sync", "pb", code=3)
     assert report["status"] == "aborted"
     pb.write_bytes(b"displayname,phone\n\xe4\n")
@@ -134,6 +135,8 @@ def test_usage_errors_exit_2(cli: Cli, tmp_path: Path) -> None:
     assert "invalid LDAP filter" in r.stderr
     r = cli("profile", "create", "x", "--template", "csv-phonebook", code=2)
     assert "needs the setting 'path'" in r.stderr
+    # The core says what is missing; the command line adds how to give it here.
+    assert "hint: give it with --set path=…" in r.stderr
     r = cli(
         "profile",
         "create",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -75,12 +75,15 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 
 @contextmanager
-def handled() -> Iterator[None]:
-    """Errors as one `error:` line and their exit code, never a traceback."""
+def handled(hint: Callable[[PbxConnectorError], str | None] | None = None) -> Iterator[None]:
+    """Errors as one `error:` line and their exit code, never a traceback. `hint` may add
+    what to type about it: the core's messages say what is wrong, not which command
+    fixes it, since the web pages and the API show them too."""
     try:
         yield
     except PbxConnectorError as exc:
-        fail(str(exc), exc.exit_code)
+        extra = hint(exc) if hint is not None else None
+        fail(f"{exc}\nhint: {extra}" if extra else str(exc), exc.exit_code)
     except SQLAlchemyError as exc:
         error = database_error(exc, state._app)
         fail(str(error), error.exit_code)

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from pbx_connector.cli.base import app, fail, handled, parse_assignments, print_json, state, table
-from pbx_connector.errors import UsageError
+from pbx_connector.errors import PbxConnectorError, UsageError
 from pbx_connector.models.profiles import ProfileView, ScheduleView
 from pbx_connector.service.profiles import MAX_EXPORT_SIZE
 
@@ -65,7 +65,7 @@ def profile_create(
     ),
 ) -> None:
     """Create a profile from a template."""
-    with handled():
+    with handled(hint=_setting_hint):
         values = parse_assignments(settings or [])
         _read_secrets(values, secrets or [], state.app.profiles.secret_setting_names(template))
         created = state.app.profiles.create(name, template, mode, values)
@@ -90,7 +90,7 @@ def profile_set(
     ),
 ) -> None:
     """Change settings of a profile."""
-    with handled():
+    with handled(hint=_set_hint):
         profiles = state.app.profiles
         template = profiles.get(name).template
         values = parse_assignments(assignments or [])
@@ -117,6 +117,17 @@ def _print_profile(p: ProfileView) -> None:
     for k, v in p.variables.items():
         typer.echo(f"  {k} = {v}" if v else f"  {k} = (empty: not managed)")
     typer.echo(f"schedule: {_schedule_line(p.schedule)}")
+
+
+def _setting_hint(exc: PbxConnectorError, form: str = "--set {}=…") -> str | None:
+    """How a setting an error names is given on this command line."""
+    if not exc.field or exc.field in ("name", "template", "mode"):
+        return None
+    return "give it with " + form.format(exc.field)
+
+
+def _set_hint(exc: PbxConnectorError) -> str | None:
+    return _setting_hint(exc, "{}=…")
 
 
 def _schedule_line(schedule: ScheduleView | None) -> str:

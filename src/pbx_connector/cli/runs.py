@@ -127,6 +127,8 @@ def _print_report(run: RunReport, show: int) -> None:
     stream_err = run.status != "ok"
     typer.echo(f"run {run.id}: {run.message}", err=stream_err)
     typer.echo(words.summary(report), err=stream_err)
+    if run.status == "aborted" and not run.dry_run:
+        typer.echo(f"hint: to run it anyway: pbx-connector sync {run.profile} --force", err=True)
 
 
 @app.command("runs")

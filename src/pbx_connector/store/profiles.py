@@ -76,7 +76,7 @@ def _from_row(row: Any) -> Profile:
 def get_profile(conn: Connection, name: str) -> Profile:
     row = conn.execute(select(profiles).where(profiles.c.name == name)).first()
     if row is None:
-        raise NotFoundError(f"no profile named {name!r} (see: pbx-connector profile list)")
+        raise NotFoundError(f"no profile named {name!r}")
     return _from_row(row)
 
 

@@ -582,17 +582,17 @@ def _safety(plan: Plan, settings: Mapping[str, str]) -> None:
     if plan.rows_read == 0:
         plan.abort_reason = (
             "the source yielded no rows; a mirror run would delete every record this "
-            "profile imported (use --force if that is what you want)"
+            "profile imported (force the run if that is what you want)"
         )
     elif passed <= 0:
         plan.abort_reason = (
             "the pre-filter rejected every row; a mirror run would delete every record "
-            "this profile imported (use --force if that is what you want)"
+            "this profile imported (force the run if that is what you want)"
         )
     else:
         limit = delete_limit(settings.get("max_delete", "10%"), plan.existing)
         if plan.counts["deleted"] > limit:
             plan.abort_reason = (
                 f"the run would delete {plan.counts['deleted']} of {plan.existing} records, "
-                f"more than max_delete allows ({limit}); check the source, or use --force"
+                f"more than max_delete allows ({limit}); check the source, or force the run"
             )
