@@ -27,17 +27,33 @@ EXPORT_FORMAT = "pbx-connector-profile"
 #: An export is a few KiB; anything much larger is not one.
 MAX_EXPORT_SIZE = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+#: Names that are addresses of their own: `/profiles/new` is the template overview, and
+#: `POST /api/v1/profiles/import` imports an export.
+RESERVED_NAMES = ("new", "import")
+
+
+def check_name(name: str, origin: str | None = None) -> None:
+    if not _NAME.fullmatch(name):
+        raise UsageError(
+            f"{name!r} is not a valid profile name (letters, digits, . _ -; "
+            "starting with a letter or digit)",
+            field="name",
+            source=origin,
+        )
+    if name.lower() in RESERVED_NAMES:
+        raise UsageError(
+            f"{name!r} cannot be a profile name: the pages and the API use it "
+            f"(reserved: {', '.join(RESERVED_NAMES)})",
+            field="name",
+            source=origin,
+        )
 
 
 def new_profile(
     name: str, template_name: str, mode: str | None, assignments: Mapping[str, str]
 ) -> tuple[Profile, list[str]]:
     """A profile from a template. Returns it and notes worth showing the user."""
-    if not _NAME.fullmatch(name):
-        raise UsageError(
-            f"{name!r} is not a valid profile name (letters, digits, . _ -; "
-            "starting with a letter or digit)"
-        )
+    check_name(name)
     template = get_template(template_name)
     if not template.available:
         raise UsageError(f"the template {template.name!r} is {template.description}")
@@ -289,8 +305,7 @@ def import_profile(text: str, name: str | None, origin: str) -> Profile:
         variables={n: "" for n in TARGETS[template.target].field_names},
         prefilter="",
     )
-    if not _NAME.fullmatch(profile.name):
-        raise UsageError(f"{profile.name!r} is not a valid profile name", source=origin)
+    check_name(profile.name, origin)
     variables = data.get("variables") or {}
     if not isinstance(variables, dict):
         raise UsageError('"variables" must be an object', source=origin)

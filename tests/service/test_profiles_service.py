@@ -421,3 +421,15 @@ def test_instance_settings_model_matches_the_store_defaults() -> None:
     for name, (default, meaning) in DEFAULTS.items():
         assert fields[name].default == default
         assert InstanceSettings.meaning(name) == meaning
+
+
+@pytest.mark.parametrize("name", ["new", "NEW", "import"])
+def test_names_the_pages_and_the_api_use_are_not_profile_names(
+    app: App, pb_csv: Path, name: str
+) -> None:
+    with pytest.raises(UsageError, match="cannot be a profile name") as caught:
+        app.profiles.create(name, "csv-phonebook", settings={"path": str(pb_csv)})
+    assert caught.value.field == "name"
+    app.profiles.create("newsletter", "csv-phonebook", settings={"path": str(pb_csv)})
+    with pytest.raises(UsageError, match="cannot be a profile name"):
+        app.profiles.import_(app.profiles.export("newsletter"), name=name)
