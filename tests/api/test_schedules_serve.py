@@ -121,7 +121,10 @@ def test_two_serve_processes_on_one_store_run_each_slot_once(db_url: str, tmp_pa
     runs = _scheduled(core, "pb")
     slots = sorted(datetime.fromisoformat(r.scheduled_for or "") for r in runs)
     assert max(Counter(slots).values()) == 1
-    assert {r.status for r in runs} == {"ok"}, [(r.status, r.message) for r in runs]
+    # A slot that came while the run of the one before was still going (a loaded
+    # machine) is recorded as skipped, never run twice or failed.
+    statuses = {r.status for r in runs}
+    assert "ok" in statuses and statuses <= {"ok", "skipped"}, [(r.status, r.message) for r in runs]
     # Every slot from the first to the last ran: neither process skipped one the other
     # had not taken.
     gaps = {(b - a).total_seconds() for a, b in pairwise(slots)}
