@@ -122,12 +122,17 @@ def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def _fragments(names: list[str], rng: random.Random, count: int) -> list[str]:
+    """`count` fragments of 3-5 characters cut from the names (some upper case). A cut
+    that trimmed to fewer than three characters is cut again: one or two characters are
+    no fragment a trigram index can find (see docs/benchmarks.md for what they cost)."""
     out: list[str] = []
-    for _ in range(count):
+    while len(out) < count:
         name = rng.choice(names)
         size = rng.randint(3, 5)
         start = rng.randint(0, max(0, len(name) - size))
-        fragment = name[start : start + size].strip() or name[:3]
+        fragment = name[start : start + size].strip()
+        if len(fragment) < 3:
+            continue
         out.append(fragment.upper() if rng.random() < 0.2 else fragment)
     return out
 
