@@ -298,6 +298,35 @@ def test_polycom_file_stays_under_200_kb() -> None:
     assert 1000 < len(items) < 5000
 
 
+@pytest.mark.parametrize("vendor", ["cisco", "fanvil"])
+def test_search_forms_that_add_q_to_the_url(vendor: str) -> None:
+    directory = f"http://pbx.example:8080/directory/{vendor}.xml?token=t&user=alice"
+    search = PHONES[vendor].search
+    assert search is not None
+    form = parse(search(directory, "Directory"))
+    assert form.tag == {"cisco": "CiscoIPPhoneInput", "fanvil": "FanvilIPPhoneInputScreen"}[vendor]
+    assert form.findtext("Title") == "Directory"
+    assert form.findtext("URL") == directory
+    assert form.findtext("InputItem/QueryStringParam") == "q"
+    assert form.findtext("InputItem/InputFlags") == "A"
+
+
+def test_snom_search_form_puts_the_text_in_the_url() -> None:
+    search = PHONES["snom"].search
+    assert search is not None
+    form = parse(search("http://pbx.example:8080/directory/snom.xml?token=t", "Directory"))
+    assert form.tag == "SnomIPPhoneInput"
+    assert form.findtext("Url") == "http://pbx.example:8080/directory/snom.xml?token=t&q=__X__"
+    assert form.findtext("InputItem/InputToken") == "__X__"
+    plain = parse(search("http://pbx.example:8080/directory/snom.xml", "Directory"))
+    assert plain.findtext("Url") == "http://pbx.example:8080/directory/snom.xml?q=__X__"
+
+
+def test_vendors_without_a_search_form() -> None:
+    without = {v for v, phone in PHONES.items() if phone.search is None}
+    assert without == {"yealink", "grandstream", "gigaset", "polycom"}
+
+
 # --- escaping ---------------------------------------------------------------------------
 
 #: Where each vendor shows an entry's name.

@@ -47,9 +47,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Phone:
-    """A vendor's XML directory: how it is rendered, and what it is served as."""
+    """A vendor's XML directory: how it is rendered, its search form when the vendor has
+    one (`search(url, title)`: the form that opens the directory at `url` with a search),
+    and what both are served as."""
 
     render: Callable[[Sequence[Entry], View], bytes]
+    search: Callable[[str, str], bytes] | None = None
     media_type: str = XML_MEDIA_TYPE
 
 
@@ -66,10 +69,10 @@ class Export:
 #: Each vendor's directory, by the name in its URL (`/directory/{vendor}.xml`).
 PHONES: dict[str, Phone] = {
     "yealink": Phone(yealink.render),
-    "snom": Phone(snom.render),
+    "snom": Phone(snom.render, snom.search_screen),
     "grandstream": Phone(grandstream.render),
-    "cisco": Phone(cisco.render),
-    "fanvil": Phone(fanvil.render),
+    "cisco": Phone(cisco.render, cisco.search_screen),
+    "fanvil": Phone(fanvil.render, fanvil.search_screen),
     "gigaset": Phone(gigaset.render),
     "polycom": Phone(polycom.render),
 }

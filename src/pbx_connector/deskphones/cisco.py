@@ -3,6 +3,9 @@ Name, Telephone`, one entry per number, at most 32 entries a page. When there is
 than one page, soft keys replace the phone's defaults: Dial, Previous, Exit and Next
 (`SoftKeyItem > Name, URL, Position`), Next and Previous opening the URL of that page.
 
+`search_screen` is the search form (`CiscoIPPhoneInput > InputItem > QueryStringParam`):
+the phone adds `q=TEXT` to the directory's URL; an empty search lists everything.
+
 The encoding is declared (UTF-8, as the bytes are); very old models that read only
 ISO-8859-1 are not served.
 """
@@ -12,9 +15,19 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from pbx_connector.deskphones.model import Entry, View, document, element, lines, page, root
+from pbx_connector.deskphones.model import (
+    Entry,
+    View,
+    document,
+    element,
+    input_screen,
+    lines,
+    page,
+    root,
+)
 
 ROOT = "CiscoIPPhoneDirectory"
+SEARCH_ROOT = "CiscoIPPhoneInput"
 #: The most `DirectoryEntry` elements a Cisco phone takes in one object.
 PAGE_SIZE = 32
 
@@ -54,3 +67,8 @@ def _soft_key(directory: ET.Element, name: str, url: str, position: int) -> None
     element(key, "Name", name)
     element(key, "URL", url)
     element(key, "Position", str(position))
+
+
+def search_screen(url: str, title: str) -> bytes:
+    """The search form; `url` is the directory's URL without a search."""
+    return input_screen(SEARCH_ROOT, url, title, "q")

@@ -8,6 +8,8 @@
   > MenuItem > Prompt, URI`, one item per number, 16 a page, with Dial, Previous, Exit
   and Next soft keys (`SoftKey > Name, URI`). Search results in the `DirectoryEntry`
   shape crashed phones, so results never use it.
+
+`search_screen` is the search form (`FanvilIPPhoneInputScreen`) that asks for `q`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pbx_connector.deskphones.model import (
     View,
     document,
     element,
+    input_screen,
     lines,
     page,
     root,
@@ -29,6 +32,7 @@ from pbx_connector.deskphones.model import (
 
 BOOK_ROOT = "PhoneBook"
 RESULTS_ROOT = "FanvilIPPhoneDirectory"
+SEARCH_ROOT = "FanvilIPPhoneInputScreen"
 #: Items of one page of search results.
 PAGE_SIZE = 16
 #: Each typed slot of a remote phonebook entry, and the kinds of number it prefers.
@@ -101,3 +105,8 @@ def _soft_key(directory: ET.Element, name: str, uri: str) -> None:
     key = element(directory, "SoftKey")
     element(key, "Name", name)
     element(key, "URI", uri)
+
+
+def search_screen(url: str, title: str) -> bytes:
+    """The search form; `url` is the directory's URL without a search."""
+    return input_screen(SEARCH_ROOT, url, title, "q")

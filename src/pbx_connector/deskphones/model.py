@@ -199,6 +199,25 @@ def document(node: ET.Element) -> bytes:
     return XML_DECLARATION + fragment(node) + b"\n"
 
 
+#: What an input screen asks for.
+SEARCH_PROMPT = "Name or number"
+
+
+def input_screen(tag: str, url: str, title: str, param: str) -> bytes:
+    """A search form of the Cisco kind (`CiscoIPPhoneInput`, `FanvilIPPhoneInputScreen`):
+    the phone asks for the text and opens `url` with `param=TEXT` added to its query."""
+    screen = root(tag)
+    element(screen, "Title", title)
+    element(screen, "Prompt", SEARCH_PROMPT)
+    element(screen, "URL", url)
+    item = element(screen, "InputItem")
+    element(item, "DisplayName", SEARCH_PROMPT)
+    element(item, "QueryStringParam", param)
+    element(item, "DefaultValue", "")
+    element(item, "InputFlags", "A")
+    return document(screen)
+
+
 def truncate_bytes(value: str, limit: int) -> str:
     """`value` cut to at most `limit` UTF-8 bytes, never inside a character."""
     raw = value.encode("utf-8")
