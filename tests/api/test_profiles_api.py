@@ -79,10 +79,12 @@ def test_templates_and_instance_config(server: Server) -> None:
         ]
         _error(admin.get("/api/v1/templates/no-such-template"), 404)
 
+        lookup = {"lookup_match": "exact", "lookup_suffix_digits": "8", "lookup_clients": ""}
         assert _ok(admin.get("/api/v1/config")) == {
             "default_region": "DE",
             "outside_line_prefix": "",
             "timezone": "",
+            **lookup,
         }
         changed = _ok(
             admin.patch(
@@ -90,7 +92,12 @@ def test_templates_and_instance_config(server: Server) -> None:
                 json={"default_region": "at", "outside_line_prefix": "0", "timezone": "UTC"},
             )
         )
-        assert changed == {"default_region": "AT", "outside_line_prefix": "0", "timezone": "UTC"}
+        assert changed == {
+            "default_region": "AT",
+            "outside_line_prefix": "0",
+            "timezone": "UTC",
+            **lookup,
+        }
         _error(admin.patch("/api/v1/config", json={"timezone": "Mars/Base"}), 422, "timezone")
         # All or none: a bad value keeps the good one beside it from being written.
         bad = {"outside_line_prefix": "9", "default_region": "XX"}

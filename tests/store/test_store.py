@@ -152,6 +152,9 @@ def test_instance_settings_have_defaults_and_are_validated(engine: Engine) -> No
             "default_region": "DE",
             "outside_line_prefix": "",
             "timezone": "",
+            "lookup_match": "exact",
+            "lookup_suffix_digits": "8",
+            "lookup_clients": "",
         }
         set_setting(conn, "default_region", "at")
         assert get_settings(conn)["default_region"] == "AT"

@@ -380,7 +380,14 @@ def test_instance_settings_are_saved_or_refused_next_to_the_field(web: Server) -
             {"default_region": "at", "outside_line_prefix": "0", "timezone": "Europe/Vienna"},
         )
         assert saved.status_code == 303 and saved.headers["location"] == "/settings?saved=1"
-        good = {"default_region": "AT", "outside_line_prefix": "0", "timezone": "Europe/Vienna"}
+        good = {
+            "default_region": "AT",
+            "outside_line_prefix": "0",
+            "timezone": "Europe/Vienna",
+            "lookup_match": "exact",
+            "lookup_suffix_digits": "8",
+            "lookup_clients": "",
+        }
         assert _config(web) == good
         assert "The instance settings are saved." in browser.get("/settings", saved="1").text
 
@@ -393,6 +400,22 @@ def test_instance_settings_are_saved_or_refused_next_to_the_field(web: Server) -
         refused = browser.post("/settings", {"timezone": "vienna"})
         assert "did you mean 'Europe/Vienna'" in _error_of(refused.text, "timezone")
         assert _config(web) == good
+
+        # The caller-name lookup's settings, on the same form.
+        for name in ("lookup_match", "lookup_suffix_digits", "lookup_clients"):
+            assert f'<label for="{name}">' in page.text
+        refused = browser.post("/settings", {"lookup_clients": "everyone"})
+        assert "not an IP address" in _error_of(refused.text, "lookup_clients")
+        refused = browser.post("/settings", {"lookup_match": "fuzzy"})
+        assert "exact, suffix" in _error_of(refused.text, "lookup_match")
+        assert _config(web) == good
+        lookup = {
+            "lookup_match": "suffix",
+            "lookup_suffix_digits": "7",
+            "lookup_clients": "10.0.0.0/8",
+        }
+        assert browser.post("/settings", lookup).status_code == 303
+        assert _config(web) == {**good, **lookup}
     finally:
         browser.close()
 
@@ -454,7 +477,7 @@ def test_a_token_is_shown_once_works_and_stops_working_when_revoked(
             ({"name": " ", "role": "admin"}, "name", "needs a name"),
             ({"name": "x", "role": "admin", "expires": "soon"}, "expires", "whole number"),
             ({"name": "x", "role": "admin", "expires": "0"}, "expires", "from 1 to 3650"),
-            ({"name": "x", "role": "root"}, "role", "role must be one of admin, viewer"),
+            ({"name": "x", "role": "root"}, "role", "role must be one of admin, viewer, lookup"),
             ({"name": "x", "role": "admin", "owner": "nobody"}, "owner", "no user 'nobody'"),
         ]:
             refused = browser.post("/settings/tokens", data)

@@ -1,4 +1,7 @@
-"""Who a request acts as: `Authorization: Bearer <token>`; writes need the admin role.
+"""Who a request acts as: `Authorization: Bearer <token>`; reads need the viewer or admin
+role, writes the admin role. What a PBX or a phone asks (`LookupCaller`) also takes the
+token as `?token=`, or a client address allowed by the instance setting `lookup_clients`,
+and a token of the role `lookup`, which every other route refuses (403).
 
 Also how the most-asked reads run. FastAPI runs a plain `def` route, and each plain
 dependency, in a pool of 40 threads. Forty threads doing a millisecond of Python each
@@ -16,7 +19,7 @@ from typing import Annotated, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from pbx_connector.errors import Unauthenticated
 from pbx_connector.models.tokens import Principal
@@ -46,12 +49,31 @@ async def quick(request: Request, call: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(call, limiter=limiter)
 
 
-async def principal(request: Request, app: Annotated[App, Depends(core)]) -> Principal:
-    header = request.headers.get("authorization", "")
+def _bearer(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer` header; None without the header."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an API token: Authorization: Bearer <token>")
-    return await quick(request, lambda: app.tokens.authenticate(token.strip()))
+    return token.strip()
+
+
+async def token_principal(request: Request, app: Annotated[App, Depends(core)]) -> Principal:
+    """Whoever a bearer token acts as, whatever its role."""
+    token = _bearer(request)
+    if token is None:
+        raise Unauthenticated("send an API token: Authorization: Bearer <token>")
+    return await quick(request, lambda: app.tokens.authenticate(token))
+
+
+async def principal(
+    who: Annotated[Principal, Depends(token_principal)], app: Annotated[App, Depends(core)]
+) -> Principal:
+    """A token that may read the API: admin or viewer (a lookup token is refused)."""
+    app.tokens.require_reader(who)
+    return who
 
 
 def admin(
@@ -61,6 +83,44 @@ def admin(
     return who
 
 
+#: `?token=` of a lookup or directory URL: for PBXes and phones that cannot send headers.
+#: It is a secret in a URL: nothing here logs URLs (`serve` runs without an access log).
+QueryToken = Annotated[
+    str | None,
+    Query(
+        alias="token",
+        description="an API token, for clients that cannot send Authorization: Bearer",
+    ),
+]
+
+
+async def lookup_caller(
+    request: Request, app: Annotated[App, Depends(core)], token: QueryToken = None
+) -> Principal:
+    """Who may look up numbers and read the desk-phone directories: a token of any role
+    (admin, viewer, lookup) sent as `Authorization: Bearer` or as `?token=`; or, with no
+    token at all, a client whose address is in the instance setting `lookup_clients`
+    (it acts as username "", role `lookup`, no token). A token that is sent but not
+    valid is refused even from such an address."""
+    given = _bearer(request)
+    if given is None and token is not None:
+        given = token.strip()
+    if given is not None:
+        found = given
+        return await quick(request, lambda: app.tokens.authenticate(found))
+    address = request.client.host if request.client is not None else ""
+    if await quick(request, lambda: app.lookup.allows_client(address)):
+        return Principal(username="", role="lookup")
+    raise Unauthenticated(
+        "send an API token (Authorization: Bearer <token>, or ?token=<token>), "
+        "or ask from an address in the setting lookup_clients"
+    )
+
+
 Core = Annotated[App, Depends(core)]
 Reader = Annotated[Principal, Depends(principal)]
 Writer = Annotated[Principal, Depends(admin)]
+#: Any valid bearer token, lookup tokens included (a route that takes it decides).
+AnyToken = Annotated[Principal, Depends(token_principal)]
+#: A caller of `/lookup` and `/directory/…` (see `lookup_caller`).
+LookupCaller = Annotated[Principal, Depends(lookup_caller)]

@@ -13,7 +13,12 @@ app.add_typer(token_app, name="token")
 @token_app.command("create")
 def token_create(
     name: str = typer.Argument(..., help="What the token is for, e.g. 'crm lookup'."),
-    role: str = typer.Option(..., "--role", help="admin (everything) or viewer (read only)."),
+    role: str = typer.Option(
+        ...,
+        "--role",
+        help="admin (everything), viewer (read only) or lookup (only what a PBX asks: "
+        "caller-name lookup, desk-phone directories, password checks).",
+    ),
     owner: str = typer.Option(
         "admin", "--owner", help="The user it acts as; it stops working if they lose the role."
     ),

@@ -92,4 +92,4 @@ class AuthAttempt(Model):
     method: str = Field(description="internal, ldap, none, or - when no user was checked")
     outcome: str = Field(description=_OUTCOME)
     reason: str = Field(description=_REASON)
-    origin: str = Field(description="where the attempt came from: cli, test, api or web")
+    origin: str = Field(description="where the attempt came from: cli, test, api, web or pbx")

@@ -68,6 +68,20 @@ class InstanceSettings(Model):
         description="time zone of profile schedules that name none (e.g. Europe/Berlin); "
         "empty: this machine's",
     )
+    lookup_match: str = Field(
+        "exact",
+        description="how a caller-name lookup compares numbers: exact (the whole number) or "
+        "suffix (when the whole number matches nothing, its last lookup_suffix_digits "
+        "digits)",
+    )
+    lookup_suffix_digits: str = Field(
+        "8", description="how many last digits a suffix lookup compares (4 to 15)"
+    )
+    lookup_clients: str = Field(
+        "",
+        description="addresses or networks (e.g. 192.168.1.10, 10.0.0.0/8) that may look up "
+        "numbers and read directories without a token; empty: none",
+    )
 
     @classmethod
     def meaning(cls, name: str) -> str:

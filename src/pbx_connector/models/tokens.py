@@ -6,7 +6,9 @@ from typing import Literal
 
 from pbx_connector.models.base import Model
 
-Role = Literal["admin", "viewer"]
+#: admin: everything; viewer: every read; lookup: only what a PBX or a phone asks
+#: (caller-name lookup, desk-phone directories, password checks).
+Role = Literal["admin", "viewer", "lookup"]
 
 
 class TokenView(Model):
@@ -34,13 +36,21 @@ class NewToken(Model):
 
 
 class Principal(Model):
-    """Who a request acts as, and what it may do."""
+    """Who a request acts as, and what it may do. A client that may look up without a
+    token (its address is in `lookup_clients`) acts as nobody: username "", role
+    `lookup`, no token."""
 
     username: str
     role: Role
-    #: The token's id, or None for a web session.
+    #: The token's id, or None for a web session (or a client let in by its address).
     token_id: int | None = None
 
     @property
     def can_write(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def can_read(self) -> bool:
+        """Whether it may read the API's records, profiles and runs (a lookup token may
+        not)."""
+        return self.role in ("admin", "viewer")

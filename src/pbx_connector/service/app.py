@@ -34,6 +34,7 @@ class App:
         from pbx_connector.service.auth import AuthService
         from pbx_connector.service.catalog import CatalogService
         from pbx_connector.service.imports import ImportsService
+        from pbx_connector.service.lookup import LookupService
         from pbx_connector.service.profiles import ProfilesService
         from pbx_connector.service.records import RecordsService
         from pbx_connector.service.runs import RunsService
@@ -55,6 +56,7 @@ class App:
         self.uploads = UploadsService(self)
         self.imports = ImportsService(self)
         self.schedules = SchedulesService(self)
+        self.lookup = LookupService(self)
 
     @classmethod
     def open(cls, url: str | None = None) -> App:

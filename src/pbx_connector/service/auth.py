@@ -19,7 +19,7 @@ from sqlalchemy import Connection, desc, func, select
 from pbx_connector import authentication
 from pbx_connector.directory.connection import SECURITY_CHOICES
 from pbx_connector.domain.usernames import fold_username
-from pbx_connector.errors import UsageError
+from pbx_connector.errors import PermissionDenied, UsageError
 from pbx_connector.models.auth import (
     AUTH_OUTCOMES,
     AuthAttempt,
@@ -28,6 +28,7 @@ from pbx_connector.models.auth import (
     AuthTestResult,
 )
 from pbx_connector.models.base import Page
+from pbx_connector.models.tokens import Principal
 from pbx_connector.store import auth_store
 from pbx_connector.store.auth_store import AuthSettings
 from pbx_connector.store.tables import auth_attempts
@@ -58,6 +59,9 @@ PASSWORD_DESTINATION = ("uri", "security", "ca_file", "verify", "bind_dn")
 POLICY = ("lockout_failures", "lockout_seconds", "failure_delay_ms")
 #: The audit log keeps an origin of at most this many characters.
 ORIGIN_MAX = 32
+#: The origin the audit log records for a check asked over HTTP, by the role asking: an
+#: administrator's token (`api`), or a PBX's `lookup` token (`pbx`).
+CHECK_ORIGINS: dict[str, str] = {"admin": "api", "lookup": "pbx"}
 #: The largest limit or offset the stores take (a signed 64-bit integer).
 _MAX_INT = 2**63 - 1
 
@@ -98,6 +102,16 @@ class AuthService:
         return AuthCheckResult(
             accepted=result.accepted, outcome=result.outcome, reason=result.reason
         )
+
+    def check_for(self, who: Principal, username: str, password: str) -> AuthCheckResult:
+        """A check asked over HTTP, with every rule of `check`: by an administrator
+        (audit origin `api`) or by a PBX with a `lookup` token (origin `pbx`). A viewer
+        may not ask (a check counts toward the user's lockout), nor a client let in
+        without a token by its address."""
+        origin = CHECK_ORIGINS.get(who.role)
+        if origin is None or (who.role == "lookup" and who.token_id is None):
+            raise PermissionDenied("checking a password needs an admin or a lookup token")
+        return self.check(username, password, origin=origin)
 
     def test(
         self,
@@ -261,7 +275,8 @@ def unsaved_settings(
 
 
 def _check_origin(origin: str) -> None:
-    """The audit log names where an attempt came from in a short word (cli, api, web)."""
+    """The audit log names where an attempt came from in a short word (cli, api, web,
+    pbx)."""
     if not origin or len(origin) > ORIGIN_MAX or not origin.isprintable():
         raise UsageError(f"origin must be 1 to {ORIGIN_MAX} printable characters", field="origin")
 

@@ -28,14 +28,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+#: What a `lookup` token may do, for the refusal of anything else.
+LOOKUP_ALLOWS = "look up callers' names, read the desk-phone directories and check passwords"
+
+
 def holds_role(owner: Any, role: str) -> bool:
     """Whether a user (a row with enabled, builtin, roles) holds a role: the built-in
-    admin holds both; `admin` includes `viewer`."""
+    admin holds every role; `admin` includes `viewer`, and `viewer` includes `lookup`
+    (which no user is given by itself: it only makes a token that can do less)."""
     if owner is None or not owner.enabled:
         return False
     if owner.builtin and owner.username == ADMIN_USERNAME:
         return True
     roles = set(owner.roles or [])
+    if role == "lookup":
+        return bool(roles & {"admin", "viewer"})
     return role in roles or (role == "viewer" and "admin" in roles)
 
 
@@ -115,7 +122,13 @@ class TokensService:
 
     def require_admin(self, principal: Principal) -> None:
         if not principal.can_write:
-            raise PermissionDenied("this needs the admin role; the token has viewer")
+            raise PermissionDenied(f"this needs the admin role; the token has {principal.role}")
+
+    def require_reader(self, principal: Principal) -> None:
+        """Reads of the API need the viewer or admin role: a `lookup` token is refused
+        everything but what a PBX asks."""
+        if not principal.can_read:
+            raise PermissionDenied(f"a lookup token may only {LOOKUP_ALLOWS}")
 
     def _active(self, conn: Any, row: Any, now: datetime) -> bool:
         expires = aware(row.expires_at)

@@ -16,8 +16,15 @@ from pbx_connector.domain.targets import ADMIN_USERNAME, TARGETS, CleanRecord, T
 from pbx_connector.domain.usernames import fold_username, username_skeleton
 from pbx_connector.errors import ConflictError, NotFoundError, ProtectedRecordError, UsageError
 from pbx_connector.store.bulk import insert_rows
+from pbx_connector.store.lookup import number_key
 from pbx_connector.store.search import index_new, refresh_search_text
-from pbx_connector.store.tables import RECORD_TABLES, column_names, profiles
+from pbx_connector.store.tables import (
+    LOOKUP_FIELDS,
+    RECORD_TABLES,
+    column_names,
+    profiles,
+    reversed_column,
+)
 
 #: A row as SQLAlchemy returns it (`RowMapping` is keyed by names or columns).
 StoredRow = Mapping[Any, Any]
@@ -39,6 +46,7 @@ def table_for(target: str) -> Table:
 def to_columns(spec: TargetSpec, clean: CleanRecord) -> dict[str, Any]:
     """Column values for a validated record; secrets are hashed here, once."""
     row: dict[str, Any] = {}
+    looked_up = LOOKUP_FIELDS.get(spec.name, ())
     for f in spec.fields:
         if f.name not in clean.values:
             continue
@@ -51,6 +59,8 @@ def to_columns(spec: TargetSpec, clean: CleanRecord) -> dict[str, Any]:
             row[f.name] = value
         if f.kind == "phone":
             row[f"{f.name}_e164"] = clean.e164.get(f.name)
+            if f.name in looked_up:
+                row[reversed_column(f.name)] = number_key(value, clean.e164.get(f.name))
     return row
 
 

@@ -104,8 +104,24 @@ def column_names(spec: FieldSpec) -> tuple[str, ...]:
     return (spec.name,)
 
 
+#: The numbers a caller-name lookup finds a record by, per target, in the order a record's
+#: own numbers are tried (see `service.lookup`). A fax number is not a caller's.
+LOOKUP_FIELDS: dict[str, tuple[str, ...]] = {
+    "users": ("phone", "mobile", "homephone"),
+    "phonebook": ("phone", "mobile", "homephone"),
+    "speeddials": ("number",),
+}
+
+
+def reversed_column(field: str) -> str:
+    """The column of a looked-up number's digits, last digit first (see `store.lookup`):
+    the key of a lookup by the last digits, and of an internal number (no E.164 form)."""
+    return f"{field}_rev"
+
+
 def _field_columns(spec: TargetSpec) -> list[Column]:  # type: ignore[type-arg]
     cols: list[Column] = []  # type: ignore[type-arg]
+    looked_up = LOOKUP_FIELDS.get(spec.name, ())
     for f in spec.fields:
         if f.kind in ("secret", "pin"):
             cols.append(Column(f"{f.name}_hash", String(255), nullable=True))
@@ -119,6 +135,10 @@ def _field_columns(spec: TargetSpec) -> list[Column]:  # type: ignore[type-arg]
         elif f.kind == "phone":
             cols.append(Column(f.name, String(f.max_length), nullable=False))
             cols.append(Column(f"{f.name}_e164", String(20), nullable=True, index=True))
+            if f.name in looked_up:
+                cols.append(
+                    Column(reversed_column(f.name), String(f.max_length), nullable=True, index=True)
+                )
         elif f.max_length > 255:
             cols.append(Column(f.name, Text, nullable=False))
         else:

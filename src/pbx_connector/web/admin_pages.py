@@ -121,6 +121,9 @@ INSTANCE_LABELS: dict[str, str] = {
     "default_region": "Default region",
     "outside_line_prefix": "Outside line prefix",
     "timezone": "Time zone of schedules",
+    "lookup_match": "Caller-name lookup",
+    "lookup_suffix_digits": "Last digits compared",
+    "lookup_clients": "Clients that look up without a token",
 }
 #: The status of a form sent back with an error next to a field: the input is refused,
 #: whatever the core calls it (an unknown owner is a `NotFoundError`, 404 in the API).

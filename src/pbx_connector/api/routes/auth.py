@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import ConfigDict, Field, SecretStr
 
-from pbx_connector.api.deps import Core, Reader, Writer
+from pbx_connector.api.deps import AnyToken, Core, Reader, Writer
 from pbx_connector.errors import ConfigError
 from pbx_connector.models.auth import (
     AuthAttempt,
@@ -27,9 +27,6 @@ from pbx_connector.service.access import require_read
 from pbx_connector.service.auth import SETTING_HELP
 
 router = APIRouter(tags=["auth"])
-
-#: The origin the audit log records for a check made over the API.
-ORIGIN = "api"
 
 
 def _setting(name: str) -> Any:
@@ -107,10 +104,11 @@ def update_settings(body: SettingsChange, app: Core, _: Writer) -> AuthSettingsV
 
 
 @router.post("/auth/check")
-def check_password(body: Credentials, app: Core, _: Writer) -> AuthCheckResult:
+def check_password(body: Credentials, app: Core, who: AnyToken) -> AuthCheckResult:
     """Is this the user's password? An attempt like a login: the lockout, the answer
-    delay and the audit log (origin `api`) all apply, so it is for admins only."""
-    return app.auth.check(body.username, body.password.get_secret_value(), origin=ORIGIN)
+    delay and the audit log all apply, so it is for an admin token (origin `api`) or a
+    PBX's lookup token (origin `pbx`) only."""
+    return app.auth.check_for(who, body.username, body.password.get_secret_value())
 
 
 @router.post("/auth/test")

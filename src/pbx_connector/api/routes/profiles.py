@@ -79,6 +79,15 @@ class ConfigChange(Model):
         default=None, description=InstanceSettings.meaning("outside_line_prefix")
     )
     timezone: str | None = Field(default=None, description=InstanceSettings.meaning("timezone"))
+    lookup_match: str | None = Field(
+        default=None, description=InstanceSettings.meaning("lookup_match")
+    )
+    lookup_suffix_digits: str | None = Field(
+        default=None, description=InstanceSettings.meaning("lookup_suffix_digits")
+    )
+    lookup_clients: str | None = Field(
+        default=None, description=InstanceSettings.meaning("lookup_clients")
+    )
 
 
 class ScheduleChange(Model):

@@ -1,0 +1,199 @@
+"""Caller-name lookup: "who is calling from +49 991 12345?", asked by a PBX for every call.
+
+The number asked for is read as stored numbers are read (`domain.phone`: the instance's
+region and outside-line prefix), so `0991 12345`, `+49 (0)991 12345` and `0049 991
+12345` all name `+49 991 12345`, and an internal number (`101`) stays as it is. Then one
+indexed statement (`store.lookup`) finds the record, by precedence:
+
+1. the private phonebook of the called user (`user`: a username or an extension),
+2. the global phonebook,
+3. users (extension, direct number, mobile, home number),
+4. speed dials (those with a name).
+
+Within one source the record with the lowest id wins, and within one record its numbers
+are tried in the order above (a phonebook entry: phone, mobile, home number). Fax numbers
+are not looked up. The whole number is compared; with the instance setting
+`lookup_match = suffix`, a number whose whole form matches nothing is compared by its last
+`lookup_suffix_digits` digits (for PBXes that strip or add prefixes), in the same order.
+
+Nothing is cached: a record a sync has just written is found by the next lookup.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+from pbx_connector.domain.phone import PhoneNormaliser
+from pbx_connector.domain.usernames import fold_username
+from pbx_connector.errors import ConfigError, NotFoundError, UsageError
+from pbx_connector.models.lookup import LookupResult
+from pbx_connector.store import lookup as lookup_store
+from pbx_connector.store.settings import (
+    DEFAULTS,
+    MAX_SUFFIX_DIGITS,
+    MIN_SUFFIX_DIGITS,
+    get_settings,
+)
+
+if TYPE_CHECKING:
+    from pbx_connector.service.app import App
+
+#: The longest number taken, with its spaces and brackets; no phone number comes close.
+MAX_NUMBER = 64
+#: The longest `user` taken: a username has at most 64 characters, an extension 20.
+MAX_USER = 64
+
+_DIGITS = re.compile(r"[0-9]")
+
+
+@dataclass(frozen=True, slots=True)
+class AskedNumber:
+    """A number as a lookup compares it."""
+
+    #: Its E.164 form, when it has one.
+    e164: str | None
+    #: An internal number's digits (no E.164 form, and not a problem either).
+    internal: str | None
+    #: The digits a suffix lookup compares the end of: those of the E.164 form, else
+    #: those as given (without the outside-line prefix).
+    digits: str
+
+    @property
+    def compared(self) -> str:
+        return self.e164 or self.internal or self.digits
+
+
+def asked_number(text: str, normaliser: PhoneNormaliser) -> AskedNumber | None:
+    """How a lookup compares `text`; None when it holds nothing to compare (no digits, a
+    control character). Never raises: a PBX may send anything as a caller's number."""
+    text = text.strip()
+    if not text or len(text) > MAX_NUMBER or not text.isprintable():
+        return None
+    normalised = normaliser.normalise(text)
+    if normalised.e164 is not None:
+        return AskedNumber(normalised.e164, None, normalised.e164[1:])
+    digits = "".join(_DIGITS.findall(text))
+    prefix = normaliser.outside_line_prefix
+    if prefix and not text.startswith("+") and digits.startswith(prefix):
+        digits = digits[len(prefix) :]
+    if not digits:
+        return None
+    if normalised.problem is None:
+        return AskedNumber(None, digits, digits)
+    return AskedNumber(None, None, digits)
+
+
+@lru_cache(maxsize=16)
+def _normaliser(region: str, prefix: str) -> PhoneNormaliser:
+    return PhoneNormaliser(region, prefix)
+
+
+@lru_cache(maxsize=16)
+def _networks(text: str) -> tuple[lookup_store.Network, ...]:
+    try:
+        return lookup_store.parse_networks(text)
+    except ConfigError:
+        return ()  # set around the checks (by hand in the store): trust nobody
+
+
+def _suffix_digits(text: str) -> int:
+    if text.isascii() and text.isdigit() and MIN_SUFFIX_DIGITS <= int(text) <= MAX_SUFFIX_DIGITS:
+        return int(text)
+    return int(DEFAULTS["lookup_suffix_digits"][0])
+
+
+class LookupService:
+    """Names for numbers, for PBXes, phones and an administrator's shell."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def find(self, number: str, *, user: str | None = None) -> LookupResult:
+        """The record `number` belongs to (see the module's precedence). `user` is the
+        called user, by username or extension: their private phonebook comes first; a
+        user who does not exist has none. `NotFoundError` when no record has the number
+        (or it is not a number at all); `UsageError` when it is empty or too long."""
+        text = number.strip()
+        if not text:
+            raise UsageError("give a number to look up", field="number")
+        if len(text) > MAX_NUMBER:
+            raise UsageError(f"the number is longer than {MAX_NUMBER} characters", field="number")
+        found = self._lookup(text, user)
+        if found is None:
+            raise NotFoundError(f"no name for the number {text!r}", field="number")
+        return found
+
+    def name(self, number: str, *, user: str | None = None) -> str:
+        """The name to show for `number`, or "" when there is none: for a dialplan, which
+        shows the number when the name is empty. Never refuses a number."""
+        text = number.strip()
+        if not text or len(text) > MAX_NUMBER:
+            return ""
+        found = self._lookup(text, user)
+        return "" if found is None else found.name
+
+    def allows_client(self, address: str) -> bool:
+        """Whether a client at `address` may look up without a token: it is in the
+        instance setting `lookup_clients`."""
+        with self.app.reading() as conn:
+            text = get_settings(conn)["lookup_clients"]
+        return lookup_store.in_networks(address, _networks(text))
+
+    def _lookup(self, text: str, user: str | None) -> LookupResult | None:
+        with self.app.reading() as conn:
+            settings = get_settings(conn)
+            normaliser = _normaliser(settings["default_region"], settings["outside_line_prefix"])
+            asked = asked_number(text, normaliser)
+            if asked is None:
+                return None
+            owner = _owner(conn, user)
+            match = None
+            if asked.e164 is not None:
+                match = lookup_store.find(conn, "e164", asked.e164, owner)
+            elif asked.internal is not None:
+                match = lookup_store.find(conn, "internal", asked.internal, owner)
+            how = "exact"
+            if match is None and asked.internal is None and settings["lookup_match"] == "suffix":
+                count = _suffix_digits(settings["lookup_suffix_digits"])
+                if len(asked.digits) >= count:
+                    tail = asked.digits[-count:][::-1]
+                    match = lookup_store.find(conn, "suffix", tail, owner)
+                    how = "suffix"
+        if match is None:
+            return None
+        return LookupResult(
+            name=_name(match),
+            number=match.number,
+            e164=match.e164,
+            source=match.source,  # type: ignore[arg-type]
+            target=match.target,  # type: ignore[arg-type]
+            id=match.id,
+            field=match.field,
+            owner=match.owner or None,
+            organisation=match.organisation,
+            match=how,  # type: ignore[arg-type]
+            asked=asked.compared,
+        )
+
+
+def _owner(conn: Connection, user: str | None) -> str | None:
+    """The username whose private phonebook comes first; None for no `user`, or one that
+    names nobody (never an error: a PBX sends what it has)."""
+    if user is None:
+        return None
+    text = user.strip()
+    if not text or len(text) > MAX_USER or not text.isprintable():
+        return None
+    return lookup_store.owner_of(conn, fold_username(text), text)
+
+
+def _name(match: lookup_store.Match) -> str:
+    if match.displayname:
+        return match.displayname
+    full = f"{match.givenname} {match.surname}".strip()
+    return full or match.username
