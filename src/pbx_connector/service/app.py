@@ -33,6 +33,7 @@ class App:
     def __init__(self, engine: Engine) -> None:
         from pbx_connector.service.auth import AuthService
         from pbx_connector.service.catalog import CatalogService
+        from pbx_connector.service.deskphones import DeskphonesService
         from pbx_connector.service.imports import ImportsService
         from pbx_connector.service.lookup import LookupService
         from pbx_connector.service.profiles import ProfilesService
@@ -56,6 +57,7 @@ class App:
         self.uploads = UploadsService(self)
         self.imports = ImportsService(self)
         self.schedules = SchedulesService(self)
+        self.deskphones = DeskphonesService(self)
         self.lookup = LookupService(self)
 
     @classmethod
