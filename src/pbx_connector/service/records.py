@@ -296,6 +296,18 @@ class RecordsService:
             found = record_queries.phonebook_owners(conn)
         return [PhonebookOwner(username=name, entries=count) for name, count in found]
 
+    def private_phonebooks(self) -> builtins.list[PhonebookOwner]:
+        """Every private phonebook one may open, by username: each user's, with the
+        number of its entries (0 while it has none), and that of any owner who is no
+        user any more. What a face offers to open, or to start, a private phonebook."""
+        with self.app.reading() as conn:
+            counts = dict(record_queries.phonebook_owners(conn))
+            names = record_store.usernames(conn)
+        return [
+            PhonebookOwner(username=name, entries=counts.get(name, 0))
+            for name in sorted(names | counts.keys())
+        ]
+
     def set_secret(self, ref: int | str, which: Secret, value: str) -> None:
         """Set a user's local password or PIN; it is stored only as a hash and never
         shown again. An empty one is refused: it would not remove the secret but lock

@@ -1,6 +1,7 @@
 """A profile's pages: the template overview (`Add`), the form that creates a profile from a
 template, the profile with its tabs (Basic Data, Pre Filter, Variables, Mode, Schedule,
-Preview, Runs), Save, Save and Simulate, Import Now, Export, Import profile and Delete.
+Preview, Runs), Save, Save and Simulate, Import Now, Export, Import profile and Delete;
+on the Basic Data tab of a file profile, Upload file (the file it reads with `upload=yes`).
 
 Every value is checked by the core (`profiles.check`) before anything is kept: a form with
 a mistake comes back with each error next to its field, the input kept (secrets never
@@ -9,16 +10,20 @@ come back), and nothing saved."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from pbx_connector.errors import PbxConnectorError
+from pbx_connector.errors import NotFoundError, PbxConnectorError
 from pbx_connector.models.catalog import SettingView, TemplateView
 from pbx_connector.models.profiles import EvaluateResult, FieldValue, ProfileView, ScheduleView
 from pbx_connector.models.sessions import WebSession
+from pbx_connector.models.uploads import UploadInfo
 from pbx_connector.service import App
 from pbx_connector.service.profiles import MAX_EXPORT_SIZE, PREFILTER
+from pbx_connector.service.uploads import FORMAT_OF, MAX_UPLOAD_BYTES
 from pbx_connector.web.pages import connector_page, next_run_view, slot_time
 from pbx_connector.web.render import last_run_view, page
 from pbx_connector.web.routing import (
@@ -55,6 +60,8 @@ EVALUATE_ROWS = 5
 PREVIEW_ROWS = 10
 #: Runs the Runs tab lists.
 RUNS_SHOWN = 25
+#: The source of the profiles that read a file, and so may have one uploaded.
+FILE_SOURCE = "csv"
 
 # Form field names: a setting, the "clear this secret" box, a variable.
 SETTING = "s_"
@@ -320,6 +327,8 @@ def _profile_page(
     notice: str = "",
     evaluation: dict[str, Any] | None = None,
     schedule: dict[str, Any] | None = None,
+    uploaded: UploadInfo | None = None,
+    upload_error: str = "",
 ) -> Response:
     app = core(request)
     template = app.catalog.template(profile.template)
@@ -340,6 +349,13 @@ def _profile_page(
             context["preview"] = app.profiles.preview(profile.name, limit=PREVIEW_ROWS)
         except PbxConnectorError as exc:
             context["preview_error"] = str(exc)
+    if tab == "basic" and profile.source == FILE_SOURCE:
+        context["upload"] = _upload_view(
+            uploaded if uploaded is not None else app.uploads.info(profile.name),
+            just_uploaded=uploaded is not None,
+            error=upload_error,
+            current_format=profile.settings.get("format", "") or "csv",
+        )
     if tab == "runs":
         listed = app.runs.list(profile.name, limit=RUNS_SHOWN)
         context["runs"] = [last_run_view(r) for r in listed.items]
@@ -392,6 +408,9 @@ def profile(request: Request, name: str, session: Viewer) -> Response:
 def profile_tab(
     request: Request, name: str, tab: str, session: Viewer, saved: int = 0, removed: int = 0
 ) -> Response:
+    if tab == "upload":
+        # The address an upload's answer leaves in the browser: its place on Basic Data.
+        return RedirectResponse(f"/profiles/{quote(name, safe='')}/basic#upload", 303)
     if tab not in TABS:
         return page(request, "error.html", session, status_code=404, message="no such page")
     view = core(request).profiles.get(name)
@@ -476,6 +495,89 @@ def remove_schedule(request: Request, name: str, session: Writer) -> Response:
     """Remove schedule: the profile runs only when started (its time zone stays set)."""
     core(request).schedules.clear(name)
     return RedirectResponse(f"/profiles/{name}/schedule?removed=1", status_code=303)
+
+
+# --- Upload file (Basic Data of a file profile) ----------------------------------------------
+
+
+def _formats_by_extension() -> list[tuple[str, list[str]]]:
+    """How the core reads an uploaded file, by its name's extension: each format with
+    its extensions (the core's own table)."""
+    formats: dict[str, list[str]] = {}
+    for extension, fmt in FORMAT_OF.items():
+        formats.setdefault(fmt, []).append(extension)
+    return list(formats.items())
+
+
+def _upload_view(
+    info: UploadInfo | None,
+    *,
+    just_uploaded: bool = False,
+    error: str = "",
+    current_format: str = "csv",
+) -> dict[str, Any]:
+    """What the Basic Data tab shows of the uploaded file: the core's details of the
+    last upload (None: nothing uploaded yet), that it was just uploaded (with the core's
+    notes), a refusal to show beside the file field, and how a file is read (from the
+    core's table and limit)."""
+    details = None
+    done = ""
+    if just_uploaded and info is not None:
+        done = f"Uploaded {info.name!r}: the profile reads it from now on."
+    if info is not None:
+        details = {
+            "name": info.name,
+            "size": f"{info.size:,} bytes",
+            "sha256": info.sha256,
+            "uploaded_at": info.uploaded_at.isoformat(timespec="seconds"),
+            "format": info.format,
+        }
+    return {
+        "info": details,
+        "done": done,
+        "notes": info.notes if done and info is not None else [],
+        "error": error,
+        "formats": _formats_by_extension(),
+        "accept": ",".join(FORMAT_OF),
+        "max_mib": MAX_UPLOAD_BYTES // (1024 * 1024),
+        "current_format": current_format,
+    }
+
+
+@router.post("/profiles/{name}/upload")
+async def upload_file(request: Request, name: str, session: Writer) -> Response:
+    """Upload file: the core keeps the file as the one the profile reads (`upload=yes`,
+    `format` from the name's extension), or refuses it and keeps the previous one; its
+    refusal is shown beside the file field."""
+    app = core(request)
+    profile = app.profiles.get(name)
+    form = await read_form(request)
+    upload = form.files.get("file")
+    if upload is None or not upload.filename:
+        return _profile_page(
+            request, session, profile, "basic", status_code=422, upload_error="choose a file"
+        )
+    try:
+        info = await run_in_threadpool(app.uploads.upload, name, upload.file, upload.filename)
+    except NotFoundError:
+        raise
+    except PbxConnectorError as exc:
+        shown = app.profiles.get(name)
+        # Beside the file field; a profile that reads no file has none: above its form.
+        placed = shown.source == FILE_SOURCE
+        return _profile_page(
+            request,
+            session,
+            shown,
+            "basic",
+            status_code=exc.http_status,
+            upload_error=exc.message if placed else "",
+            errors=None if placed else {"form": exc.message},
+        )
+    finally:
+        await upload.close()
+    # Shown here rather than after a redirect: the notes are this answer's alone.
+    return _profile_page(request, session, app.profiles.get(name), "basic", uploaded=info)
 
 
 # --- Save --------------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ PAGE_SIZE = 50
 ALL_PHONEBOOKS = "*"
 #: The id of the element a search as you type replaces.
 RESULTS_ID = "results"
+#: Up to this many private phonebooks, the Phonebook selector is a select; beyond, a text
+#: field that suggests usernames as one types (a datalist).
+OWNER_SELECT_MAX = 100
 
 #: What a form calls each field (the seed's words where it has them).
 LABELS: dict[str, str] = {
@@ -345,6 +348,8 @@ def _list_page(
         errors = {exc.field or "search": exc.message}
         status = exc.http_status
     fragment = _wants_results(request)
+    # Every user's private phonebook, so that one without entries can be started here.
+    owners = records.private_phonebooks() if kind.target == "phonebook" and not fragment else []
     if fragment:
         # htmx swaps only a successful answer; the refusal is shown in the results.
         status = 200
@@ -362,7 +367,8 @@ def _list_page(
         "notice": NOTICES.get(request.query_params.get("notice", "")),
         "results_id": RESULTS_ID,
         "all_phonebooks": ALL_PHONEBOOKS,
-        "owners": records.phonebook_owners() if kind.target == "phonebook" else [],
+        "owners": owners,
+        "owner_select": len(owners) <= OWNER_SELECT_MAX,
         "nav": kind.target,
     }
     template = "_record_results.html" if fragment else kind.list_template
