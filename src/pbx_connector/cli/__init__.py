@@ -8,6 +8,7 @@ from pbx_connector.cli import (  # noqa: F401
     auth,
     db,
     imports,
+    lookup,
     profiles,
     records,
     runs,
