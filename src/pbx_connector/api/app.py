@@ -13,6 +13,7 @@ from pbx_connector import web
 from pbx_connector.api import errors
 from pbx_connector.api.deps import quick_reads
 from pbx_connector.api.routes import auth, imports, profiles, records, runs, tokens, uploads
+from pbx_connector.api.routes.deskphones import router as deskphones_router
 from pbx_connector.api.routes.lookup import router as lookup_router
 from pbx_connector.service import App
 from pbx_connector.service.executor import RunExecutor
@@ -65,6 +66,7 @@ def create_api(core: App) -> FastAPI:
     for module in (profiles, runs, records, auth, tokens, uploads, imports):
         v1.include_router(module.router)
     api.include_router(v1)
+    api.include_router(deskphones_router)
     api.include_router(lookup_router)
     web.install(api)
     return api
