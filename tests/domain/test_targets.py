@@ -465,7 +465,12 @@ def test_partial_lowercases_the_username_with_a_warning() -> None:
 
 def test_partial_record_stores_only_its_columns() -> None:
     row = to_columns(USERS, clean(USERS, {"mobile": "0171 2345678"}, partial=True))
-    assert row == {"mobile": "0171 2345678", "mobile_e164": "+491712345678"}
+    # The E.164 form, and its digits last first (the key of a caller-name lookup).
+    assert row == {
+        "mobile": "0171 2345678",
+        "mobile_e164": "+491712345678",
+        "mobile_rev": "876543217194",
+    }
 
 
 # --- control characters ------------------------------------------------------------------
