@@ -124,7 +124,10 @@ def test_who_may_look_up(server: Server) -> None:
         anonymous = httpx.get(f"{server.url}/lookup", params=params)
         assert _error(anonymous, 401)["code"] == "unauthenticated"
         assert anonymous.headers["www-authenticate"] == "Bearer"
-        _error(httpx.get(f"{server.url}/lookup.txt", params=params), 401)
+        # The name-only answer of a dialplan stays empty: no error JSON as a caller's name.
+        refused = httpx.get(f"{server.url}/lookup.txt", params=params)
+        assert (refused.status_code, refused.text) == (401, "")
+        assert refused.headers["content-type"].startswith("text/plain")
         _error(httpx.get(f"{server.url}/lookup", params={**params, "token": "pbxc_nope"}), 401)
         _error(httpx.get(f"{server.url}/lookup", params={**params, "token": ""}), 401)
         _error(

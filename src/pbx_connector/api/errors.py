@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pbx_connector.errors import PbxConnectorError, RunLocked
@@ -65,9 +66,20 @@ def error_body(
     }
 
 
+#: Answers a PBX dialplan reads as the caller's name: an error there is an empty body with
+#: its status, since a dialplan would show an error's JSON on the ringing phone.
+_NAME_ONLY_PATHS = ("/lookup.txt",)
+
+
+def _name_only(request: Request, status: int, headers: Mapping[str, str] | None) -> Response | None:
+    if request.url.path not in _NAME_ONLY_PATHS:
+        return None
+    return Response("", status_code=status, media_type="text/plain; charset=utf-8", headers=headers)
+
+
 def install(api: FastAPI) -> None:
     @api.exception_handler(PbxConnectorError)
-    async def core_error(_: Request, exc: PbxConnectorError) -> JSONResponse:
+    async def core_error(request: Request, exc: PbxConnectorError) -> Response:
         status = exc.http_status
         extra: dict[str, Any] = {}
         if isinstance(exc, RunLocked) and exc.running_run_id is not None:
@@ -81,10 +93,12 @@ def install(api: FastAPI) -> None:
             **extra,
         )
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(body, status_code=status, headers=headers)
+        return _name_only(request, status, headers) or JSONResponse(
+            body, status_code=status, headers=headers
+        )
 
     @api.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {
                 # ("query", "limit") -> "limit": the field as the caller named it.
@@ -98,13 +112,15 @@ def install(api: FastAPI) -> None:
         body = error_body(
             422, "invalid", str(first["message"]), field=first["field"], errors=errors
         )
-        return JSONResponse(body, status_code=422)
+        return _name_only(request, 422, None) or JSONResponse(body, status_code=422)
 
     @api.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         status = exc.status_code
         body = error_body(status, _CODES.get(status, "error"), str(exc.detail))
-        return JSONResponse(body, status_code=status, headers=exc.headers)
+        return _name_only(request, status, exc.headers) or JSONResponse(
+            body, status_code=status, headers=exc.headers
+        )
 
     @api.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
