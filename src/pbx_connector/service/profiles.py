@@ -55,11 +55,15 @@ PREFILTER = looking.PREFILTER
 _ATTEMPTS = 3
 
 
-def profile_view(profile: Profile, conn: Connection | None = None) -> ProfileView:
-    """What may be shown of a profile: everything but secret values. With a connection,
-    also its schedule (the next runs, whether its scheduled runs keep failing)."""
+def profile_view(
+    profile: Profile, conn: Connection, instance: Mapping[str, str] | None = None
+) -> ProfileView:
+    """What may be shown of a profile: everything but secret values, and its schedule
+    (the next runs, whether its scheduled runs keep failing). `instance` is the
+    instance's settings when the caller read them already (a list reads them once)."""
     assert profile.id is not None, "only a stored profile has a view"
-    schedule = None if conn is None else schedule_view(conn, profile, get_settings(conn))
+    settings = get_settings(conn) if instance is None else instance
+    schedule = schedule_view(conn, profile, settings)
     return ProfileView(
         id=profile.id,
         name=profile.name,
@@ -115,7 +119,8 @@ class ProfilesService:
     def list(self) -> builtins.list[ProfileView]:
         """Every profile, by name."""
         with self.app.reading() as conn:
-            return [profile_view(p, conn) for p in list_profiles(conn)]
+            instance = get_settings(conn)
+            return [profile_view(p, conn, instance) for p in list_profiles(conn)]
 
     def page(
         self,

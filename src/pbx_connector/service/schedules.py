@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
@@ -50,7 +50,7 @@ def machine_timezone() -> str:
 
 
 def effective_timezone(
-    settings: dict[str, str], instance: dict[str, str]
+    settings: Mapping[str, str], instance: Mapping[str, str]
 ) -> tuple[str, Literal["profile", "instance", "machine"]]:
     """The zone a profile's schedule is in: its own, else the instance's, else this
     machine's."""
@@ -82,7 +82,7 @@ class Claimed:
     status: str
 
 
-def _parse(profile: Profile, instance: dict[str, str]) -> schedules.Schedule:
+def _parse(profile: Profile, instance: Mapping[str, str]) -> schedules.Schedule:
     zone, _ = effective_timezone(profile.settings, instance)
     return schedules.parse(profile.settings.get("schedule", ""), zone)
 
@@ -90,7 +90,7 @@ def _parse(profile: Profile, instance: dict[str, str]) -> schedules.Schedule:
 def schedule_view(
     conn: Connection,
     profile: Profile,
-    instance: dict[str, str],
+    instance: Mapping[str, str],
     now: datetime | None = None,
 ) -> ScheduleView | None:
     """What a face shows of a profile's schedule; None without one."""

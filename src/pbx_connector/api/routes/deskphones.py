@@ -11,9 +11,10 @@ is the core's (`app.deskphones`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from pbx_connector.api.deps import Core, LookupCaller
@@ -55,8 +56,17 @@ _XML: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _query(q: str | None, user: str | None, users: bool, speeddials: bool) -> DirectoryQuery:
+async def _directory_query(
+    q: Search = None,
+    user: UserRef = None,
+    users: WithUsers = False,
+    speeddials: WithSpeedDials = False,
+) -> DirectoryQuery:
+    """The parameters every directory takes, read once for all its routes."""
     return DirectoryQuery(search=q, user=user, users=users, speeddials=speeddials)
+
+
+Asked = Annotated[DirectoryQuery, Depends(_directory_query)]
 
 
 def _page_url(request: Request) -> Callable[[int], str]:
@@ -73,14 +83,11 @@ def _page_url(request: Request) -> Callable[[int], str]:
 def contacts_vcf(
     app: Core,
     _: LookupCaller,
-    q: Search = None,
-    user: UserRef = None,
-    users: WithUsers = False,
-    speeddials: WithSpeedDials = False,
+    asked: Asked,
 ) -> StreamingResponse:
     """Every entry of the directory as vCard 3.0 (RFC 2426), for softphones and mobile
     clients."""
-    exported = app.deskphones.export("vcf", _query(q, user, users, speeddials))
+    exported = app.deskphones.export("vcf", asked)
     return StreamingResponse(exported.parts, media_type=exported.media_type, headers=_HEADERS)
 
 
@@ -93,14 +100,11 @@ def contacts_vcf(
 def contacts_csv(
     app: Core,
     _: LookupCaller,
-    q: Search = None,
-    user: UserRef = None,
-    users: WithUsers = False,
-    speeddials: WithSpeedDials = False,
+    asked: Asked,
 ) -> StreamingResponse:
     """Every entry of the directory as CSV: id, displayname, givenname, surname,
     organisation, work, mobile, home, other."""
-    exported = app.deskphones.export("csv", _query(q, user, users, speeddials))
+    exported = app.deskphones.export("csv", asked)
     return StreamingResponse(exported.parts, media_type=exported.media_type, headers=_HEADERS)
 
 
@@ -110,10 +114,7 @@ def contacts_csv(
 def gigaset(
     app: Core,
     _: LookupCaller,
-    q: Search = None,
-    user: UserRef = None,
-    users: WithUsers = False,
-    speeddials: WithSpeedDials = False,
+    asked: Asked,
     first: Annotated[int, Query(ge=1, le=_MAX, description="first entry (1-based)")] = 1,
     count: Annotated[int | None, Query(ge=1, le=_MAX, description="entries wanted")] = None,
     list_type: Annotated[
@@ -128,9 +129,11 @@ def gigaset(
     """The Gigaset Phonebook Search Protocol (`command=get_list`): the search is `q`, or
     else the first of `hm`, `nr`, `mb`, `ln`, `fn` that holds more than `*`; `first` and
     `count` page."""
-    search, searched = phone_search(q, {"hm": hm, "nr": nr, "mb": mb, "ln": ln, "fn": fn})
-    asked = PhonePage(offset=first - 1, count=count, list_type=list_type, searched=searched)
-    rendered = app.deskphones.render("gigaset", _query(search, user, users, speeddials), asked)
+    search, searched = phone_search(
+        asked.search, {"hm": hm, "nr": nr, "mb": mb, "ln": ln, "fn": fn}
+    )
+    page = PhonePage(offset=first - 1, count=count, list_type=list_type, searched=searched)
+    rendered = app.deskphones.render("gigaset", replace(asked, search=search), page)
     return Response(rendered.content, media_type=rendered.media_type, headers=_HEADERS)
 
 
@@ -143,14 +146,11 @@ def gigaset(
 def grandstream_phonebook(
     app: Core,
     _: LookupCaller,
-    q: Search = None,
-    user: UserRef = None,
-    users: WithUsers = False,
-    speeddials: WithSpeedDials = False,
+    asked: Asked,
 ) -> Response:
     """`/directory/grandstream.xml` at the path a Grandstream phone builds: it appends
     `phonebook.xml` to its "Phonebook XML Server Path"."""
-    rendered = app.deskphones.render("grandstream", _query(q, user, users, speeddials))
+    rendered = app.deskphones.render("grandstream", asked)
     return Response(rendered.content, media_type=rendered.media_type, headers=_HEADERS)
 
 
@@ -165,9 +165,7 @@ def search_screen(
     request: Request,
     app: Core,
     _: LookupCaller,
-    user: UserRef = None,
-    users: WithUsers = False,
-    speeddials: WithSpeedDials = False,
+    _kept: Asked,  # checked here; the form's URL carries them on
 ) -> Response:
     """The search form of Cisco (`CiscoIPPhoneInput`), Snom (`SnomIPPhoneInput`) and
     Fanvil (`FanvilIPPhoneInputScreen`) phones: it asks for a name or number and opens
@@ -190,14 +188,11 @@ def directory(
     request: Request,
     app: Core,
     _: LookupCaller,
-    q: Search = None,
-    user: UserRef = None,
-    users: WithUsers = False,
-    speeddials: WithSpeedDials = False,
+    asked: Asked,
     offset: Offset = 0,
 ) -> Response:
     """The directory in `vendor`'s format: yealink, snom, grandstream, cisco, fanvil,
     gigaset or polycom (404 for another)."""
-    asked = PhonePage(offset=offset, page_url=_page_url(request))
-    rendered = app.deskphones.render(vendor, _query(q, user, users, speeddials), asked)
+    page = PhonePage(offset=offset, page_url=_page_url(request))
+    rendered = app.deskphones.render(vendor, asked, page)
     return Response(rendered.content, media_type=rendered.media_type, headers=_HEADERS)
