@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -47,6 +50,17 @@ def names(vendor: str, response: httpx.Response) -> list[str]:
 
 def add(server: Server, target: str, *fields: str) -> None:
     server.cli(target, "add", *fields)
+
+
+def run_cli_status(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command that may fail, with its exit status and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "pbx_connector.cli", "--db", server.db, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PBX_CONNECTOR_HOME": str(server.home)},
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -215,3 +229,41 @@ def test_a_token_in_the_url_and_no_query_string_in_the_log(
     log = (tmp_path / "serve.log").read_text()
     assert token not in log
     assert "secret-search-person" not in log
+
+
+def test_a_phone_token_in_the_url_opens_its_own_users_directory_only(directory: Server) -> None:
+    # bob has a private entry too; alice's phone must never show it.
+    add(directory, "users", "username=bob", "displayname=Bob Brown", "extension=202")
+    add(directory, "phonebook", "displayname=Bob's bookmaker", "phone=+49 991 666", "owner=bob")
+    refused = run_cli_status(directory, "token", "create", "desk", "--role", "phone")
+    assert refused.returncode != 0
+    assert "name that user as its owner" in refused.stderr
+    created = directory.cli("token", "create", "alice desk", "--role", "phone", "--owner", "alice")
+    token = created.stdout.strip()
+    assert "directory/yealink.xml?token=" in created.stderr
+
+    def get(path: str, **params: str) -> httpx.Response:
+        return httpx.get(f"{directory.url}{path}", params={"token": token, **params})
+
+    shown = names("yealink", get("/directory/yealink.xml"))
+    assert shown[0] == "Alice's dentist"
+    assert "Bob's bookmaker" not in shown
+    assert names("yealink", get("/directory/yealink.xml", user="201")) == shown
+    for other in ("bob", "202"):
+        denied = get("/directory/yealink.xml", user=other)
+        assert denied.status_code == 403, denied.text
+        assert "only its own user's" in denied.json()["error"]["message"]
+    assert "Bob's bookmaker" not in get("/directory/contacts.vcf").text
+    assert get("/lookup.txt", number="0991 777").text == "Alice's dentist"
+    assert get("/lookup.txt", number="0991 666").text == ""
+    assert get("/lookup.txt", number="0991 666", user="bob").status_code == 403
+    # Nothing but what a phone asks: no API reads, no password checks.
+    assert get("/api/v1/phonebook").status_code == 401  # the API takes no ?token=
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{directory.url}/api/v1/phonebook", headers=headers).status_code == 403
+    check = httpx.post(
+        f"{directory.url}/api/v1/auth/check",
+        headers=headers,
+        json={"username": "alice", "password": "anything-at-all"},
+    )
+    assert check.status_code == 403

@@ -489,6 +489,17 @@ def test_a_token_is_shown_once_works_and_stops_working_when_revoked(
         assert "does not hold the role 'admin'" in _error_of(refused.text, "role")
         assert len(_tokens(web)) == count
         assert browser.post("/settings/tokens/999/revoke", {}).status_code == 404
+
+        # A phone token: for one user's desk phone, whatever roles they hold; the page
+        # says where it goes.
+        phone = browser.post(
+            "/settings/tokens", {"name": "desk", "role": "phone", "owner": "wally"}
+        )
+        assert phone.status_code == 201
+        assert "/directory/yealink.xml?token=" in phone.text
+        assert "private phonebook of wally" in phone.text
+        listed = next(t for t in _tokens(web) if t["name"] == "desk")
+        assert (listed["role"], listed["owner"], listed["active"]) == ("phone", "wally", True)
     finally:
         browser.close()
     # The token was in one response only, the one that created it, and never logged.

@@ -16,11 +16,15 @@ def token_create(
     role: str = typer.Option(
         ...,
         "--role",
-        help="admin (everything), viewer (read only) or lookup (only what a PBX asks: "
-        "caller-name lookup, desk-phone directories, password checks).",
+        help="admin (everything), viewer (read only), lookup (only what a PBX asks: "
+        "caller-name lookup, desk-phone directories, password checks) or phone (one user's "
+        "desk phone: the directories with that user's private phonebook; needs --owner).",
     ),
-    owner: str = typer.Option(
-        "admin", "--owner", help="The user it acts as; it stops working if they lose the role."
+    owner: str | None = typer.Option(
+        None,
+        "--owner",
+        help="The user it acts as (default admin; for a phone token, the phone's user); "
+        "it stops working if they lose the role.",
     ),
     expires: int | None = typer.Option(None, "--expires", min=1, help="Days until it expires."),
     as_json: bool = typer.Option(False, "--json"),
@@ -38,6 +42,12 @@ def token_create(
         + "). It is shown only this once.",
         err=True,
     )
+    if new.view.role == "phone":
+        typer.echo(
+            "Point the phone at its vendor's directory with it, e.g. "
+            "http://SERVER:8080/directory/yealink.xml?token=<the token above>",
+            err=True,
+        )
 
 
 @token_app.command("list")

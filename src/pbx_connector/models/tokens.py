@@ -7,8 +7,10 @@ from typing import Literal
 from pbx_connector.models.base import Model
 
 #: admin: everything; viewer: every read; lookup: only what a PBX or a phone asks
-#: (caller-name lookup, desk-phone directories, password checks).
-Role = Literal["admin", "viewer", "lookup"]
+#: (caller-name lookup, desk-phone directories, password checks); phone: one user's desk
+#: phone (the directories and caller-name lookup, with that user's private phonebook and
+#: nobody else's).
+Role = Literal["admin", "viewer", "lookup", "phone"]
 
 
 class TokenView(Model):
@@ -38,7 +40,7 @@ class NewToken(Model):
 class Principal(Model):
     """Who a request acts as, and what it may do. A client that may look up without a
     token (its address is in `lookup_clients`) acts as nobody: username "", role
-    `lookup`, no token."""
+    `lookup`, no token. A `phone` token acts as the user whose phone it is."""
 
     username: str
     role: Role
@@ -51,6 +53,6 @@ class Principal(Model):
 
     @property
     def can_read(self) -> bool:
-        """Whether it may read the API's records, profiles and runs (a lookup token may
-        not)."""
+        """Whether it may read the API's records, profiles and runs (a lookup or phone
+        token may not)."""
         return self.role in ("admin", "viewer")

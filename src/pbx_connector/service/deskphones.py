@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pbx_connector.deskphones import EXPORTS, PHONES, Entry, Number, NumberKind, Phone, View
 from pbx_connector.errors import NotFoundError
 from pbx_connector.models.records import PhonebookEntry, SpeedDial, User
+from pbx_connector.models.tokens import Principal
 
 if TYPE_CHECKING:
     from pbx_connector.service.app import App
@@ -58,6 +59,9 @@ class DirectoryQuery:
     user: str | None = None
     users: bool = False
     speeddials: bool = False
+    #: Who asks over HTTP: a `phone` token opens only its own user's private phonebook,
+    #: with or without `user` (`tokens.directory_user`). None: the CLI.
+    caller: Principal | None = None
 
 
 @dataclass(frozen=True)
@@ -205,8 +209,9 @@ class DeskphonesService:
     def _parts(self, query: DirectoryQuery) -> list[tuple[str, str | None, _Convert]]:
         """The lists a directory is made of, in order: target, owner, conversion."""
         parts: list[tuple[str, str | None, _Convert]] = []
-        if query.user is not None:
-            user = self.app.records.get("users", query.user.strip())
+        asked = self.app.tokens.directory_user(query.caller, query.user)
+        if asked is not None:
+            user = self.app.records.get("users", asked.strip())
             parts.append(("phonebook", user.username, _phonebook_entry))
         parts.append(("phonebook", "", _phonebook_entry))
         if query.users:

@@ -32,6 +32,7 @@ from pbx_connector.domain.phone import PhoneNormaliser
 from pbx_connector.domain.usernames import fold_username
 from pbx_connector.errors import ConfigError, NotFoundError, UsageError
 from pbx_connector.models.lookup import LookupResult
+from pbx_connector.models.tokens import Principal
 from pbx_connector.store import lookup as lookup_store
 from pbx_connector.store.settings import (
     DEFAULTS,
@@ -113,11 +114,16 @@ class LookupService:
     def __init__(self, app: App) -> None:
         self.app = app
 
-    def find(self, number: str, *, user: str | None = None) -> LookupResult:
+    def find(
+        self, number: str, *, user: str | None = None, caller: Principal | None = None
+    ) -> LookupResult:
         """The record `number` belongs to (see the module's precedence). `user` is the
         called user, by username or extension: their private phonebook comes first; a
         user who does not exist has none. `NotFoundError` when no record has the number
-        (or it is not a number at all); `UsageError` when it is empty or too long."""
+        (or it is not a number at all); `UsageError` when it is empty or too long.
+        `caller` is who asks over HTTP: a `phone` token only ever opens its own user's
+        private phonebook (`tokens.directory_user`)."""
+        user = self.app.tokens.directory_user(caller, user)
         text = number.strip()
         if not text:
             raise UsageError("give a number to look up", field="number")
@@ -128,9 +134,11 @@ class LookupService:
             raise NotFoundError(f"no name for the number {text!r}", field="number")
         return found
 
-    def name(self, number: str, *, user: str | None = None) -> str:
+    def name(self, number: str, *, user: str | None = None, caller: Principal | None = None) -> str:
         """The name to show for `number`, or "" when there is none: for a dialplan, which
-        shows the number when the name is empty. Never refuses a number."""
+        shows the number when the name is empty. Never refuses a number (`caller` as for
+        `find`)."""
+        user = self.app.tokens.directory_user(caller, user)
         text = number.strip()
         if not text or len(text) > MAX_NUMBER:
             return ""

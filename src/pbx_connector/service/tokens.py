@@ -1,6 +1,10 @@
 """API tokens: created for a user and a role, shown once, stored hashed, listed with
 their last use, revocable. A token stops working when it is revoked or expires, when its
-owner is disabled or deleted, or when its owner no longer holds its role."""
+owner is disabled or deleted, or when its owner no longer holds its role.
+
+A `phone` token is the secret of one user's desk phone, put in the URL of its directory
+(`/directory/yealink.xml?token=…`): it opens the global phonebook and that user's
+private phonebook, never another user's (`directory_user`), and nothing else."""
 
 from __future__ import annotations
 
@@ -28,16 +32,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-#: What a `lookup` token may do, for the refusal of anything else.
-LOOKUP_ALLOWS = "look up callers' names, read the desk-phone directories and check passwords"
+#: What a `lookup` or `phone` token may do, for the refusal of anything else.
+ALLOWS = {
+    "lookup": "look up callers' names, read the desk-phone directories and check passwords",
+    "phone": "read its user's desk-phone directories and look up callers' names",
+}
 
 
 def holds_role(owner: Any, role: str) -> bool:
     """Whether a user (a row with enabled, builtin, roles) holds a role: the built-in
     admin holds every role; `admin` includes `viewer`, and `viewer` includes `lookup`
-    (which no user is given by itself: it only makes a token that can do less)."""
+    (which no user is given by itself: it only makes a token that can do less). Every
+    enabled user holds `phone`: the token of their own desk phone."""
     if owner is None or not owner.enabled:
         return False
+    if role == "phone":
+        return True
     if owner.builtin and owner.username == ADMIN_USERNAME:
         return True
     roles = set(owner.roles or [])
@@ -51,13 +61,26 @@ class TokensService:
         self.app = app
 
     def create(
-        self, name: str, *, role: str, owner: str = ADMIN_USERNAME, expires_days: int | None = None
+        self,
+        name: str,
+        *,
+        role: str,
+        owner: str | None = None,
+        expires_days: int | None = None,
     ) -> NewToken:
+        """A new token acting as `owner` (default: the built-in admin) with `role`. A
+        `phone` token needs its user named: it is that user's phone's."""
         name = name.strip()
         if not name or len(name) > 100:
             raise UsageError("a token needs a name of 1 to 100 characters", field="name")
         if role not in ROLES:
             raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}", field="role")
+        if role == "phone" and not (owner or "").strip():
+            raise UsageError(
+                "a phone token is for one user's desk phone: name that user as its owner",
+                field="owner",
+            )
+        owner = owner if owner is not None and owner.strip() else ADMIN_USERNAME
         if expires_days is not None and not 1 <= expires_days <= MAX_DAYS:
             raise UsageError(f"expires must be from 1 to {MAX_DAYS} days", field="expires")
         username = fold_username(owner.strip())
@@ -126,9 +149,27 @@ class TokensService:
 
     def require_reader(self, principal: Principal) -> None:
         """Reads of the API need the viewer or admin role: a `lookup` token is refused
-        everything but what a PBX asks."""
+        everything but what a PBX asks, a `phone` token everything but what a phone asks."""
         if not principal.can_read:
-            raise PermissionDenied(f"a lookup token may only {LOOKUP_ALLOWS}")
+            raise PermissionDenied(f"a {principal.role} token may only {ALLOWS[principal.role]}")
+
+    def directory_user(self, caller: Principal | None, user: str | None) -> str | None:
+        """Whose private phonebook a lookup or a directory asked by `caller` opens, given
+        the `user` it asked for: for a `phone` token always its own user's (asking for
+        no user, or for them by username, id or extension, is the same), and asking
+        for another user is refused (`PermissionDenied`); for anyone else (None: the
+        CLI) the `user` asked for."""
+        if caller is None or caller.role != "phone":
+            return user
+        if user is None or not user.strip() or fold_username(user.strip()) == caller.username:
+            return caller.username
+        with self.app.reading() as conn:
+            row = token_store.user_numbers(conn, caller.username)
+        if row is not None and user.strip() in (str(row.id), row.extension or ""):
+            return caller.username
+        raise PermissionDenied(
+            "a phone token opens only its own user's private phonebook; leave out user="
+        )
 
     def _active(self, conn: Any, row: Any, now: datetime) -> bool:
         expires = aware(row.expires_at)

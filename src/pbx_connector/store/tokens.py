@@ -100,6 +100,13 @@ def record_use(engine: Engine, token_id: int, last_used: datetime | None, now: d
         pass
 
 
+def user_numbers(conn: Connection, username: str) -> Any | None:
+    """The id and extension of a user: the other names a phone may give its own user by."""
+    return conn.execute(
+        select(users.c.id, users.c.extension).where(users.c.username == username)
+    ).first()
+
+
 def owner_row(conn: Connection, username: str) -> Any | None:
     """What decides whether a user may hold a token: enabled, built-in, roles."""
     return conn.execute(

@@ -36,7 +36,10 @@ Search = Annotated[
 ]
 UserRef = Annotated[
     str | None,
-    Query(description="a username (or user id): that user's private phonebook comes first"),
+    Query(
+        description="a username (or user id): that user's private phonebook comes first "
+        "(a phone token: always its own user's)"
+    ),
 ]
 WithUsers = Annotated[bool, Query(description="also the users (enabled ones, with a number)")]
 WithSpeedDials = Annotated[bool, Query(description="also the speed dials")]
@@ -57,13 +60,14 @@ _XML: dict[int | str, dict[str, Any]] = {
 
 
 async def _directory_query(
+    who: LookupCaller,
     q: Search = None,
     user: UserRef = None,
     users: WithUsers = False,
     speeddials: WithSpeedDials = False,
 ) -> DirectoryQuery:
-    """The parameters every directory takes, read once for all its routes."""
-    return DirectoryQuery(search=q, user=user, users=users, speeddials=speeddials)
+    """Who asks and the parameters every directory takes, read once for all its routes."""
+    return DirectoryQuery(search=q, user=user, users=users, speeddials=speeddials, caller=who)
 
 
 Asked = Annotated[DirectoryQuery, Depends(_directory_query)]
@@ -82,7 +86,6 @@ def _page_url(request: Request) -> Callable[[int], str]:
 )
 def contacts_vcf(
     app: Core,
-    _: LookupCaller,
     asked: Asked,
 ) -> StreamingResponse:
     """Every entry of the directory as vCard 3.0 (RFC 2426), for softphones and mobile
@@ -99,7 +102,6 @@ def contacts_vcf(
 )
 def contacts_csv(
     app: Core,
-    _: LookupCaller,
     asked: Asked,
 ) -> StreamingResponse:
     """Every entry of the directory as CSV: id, displayname, givenname, surname,
@@ -113,7 +115,6 @@ def contacts_csv(
 )
 def gigaset(
     app: Core,
-    _: LookupCaller,
     asked: Asked,
     first: Annotated[int, Query(ge=1, le=_MAX, description="first entry (1-based)")] = 1,
     count: Annotated[int | None, Query(ge=1, le=_MAX, description="entries wanted")] = None,
@@ -145,7 +146,6 @@ def gigaset(
 )
 def grandstream_phonebook(
     app: Core,
-    _: LookupCaller,
     asked: Asked,
 ) -> Response:
     """`/directory/grandstream.xml` at the path a Grandstream phone builds: it appends
@@ -164,7 +164,6 @@ def search_screen(
     vendor: str,
     request: Request,
     app: Core,
-    _: LookupCaller,
     _kept: Asked,  # checked here; the form's URL carries them on
 ) -> Response:
     """The search form of Cisco (`CiscoIPPhoneInput`), Snom (`SnomIPPhoneInput`) and
@@ -187,7 +186,6 @@ def directory(
     vendor: str,
     request: Request,
     app: Core,
-    _: LookupCaller,
     asked: Asked,
     offset: Offset = 0,
 ) -> Response:

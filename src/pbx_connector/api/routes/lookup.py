@@ -40,11 +40,14 @@ def _plus(number: str) -> str:
 
 @router.get("/lookup", response_model=LookupResult, responses={404: {"description": "no name"}})
 async def lookup(
-    request: Request, app: Core, _: LookupCaller, number: Number, user: User = None
+    request: Request, app: Core, who: LookupCaller, number: Number, user: User = None
 ) -> Response:
     """The record a number belongs to: the called user's private phonebook first, then
-    the global phonebook, users and speed dials; 404 when none has it."""
-    found: LookupResult = await quick(request, lambda: app.lookup.find(_plus(number), user=user))
+    the global phonebook, users and speed dials; 404 when none has it. A phone token
+    opens its own user's private phonebook (403 for another `user`)."""
+    found: LookupResult = await quick(
+        request, lambda: app.lookup.find(_plus(number), user=user, caller=who)
+    )
     return Response(found.model_dump_json(), media_type="application/json")
 
 
@@ -54,9 +57,9 @@ async def lookup(
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def lookup_text(
-    request: Request, app: Core, _: LookupCaller, number: Number, user: User = None
+    request: Request, app: Core, who: LookupCaller, number: Number, user: User = None
 ) -> Response:
     """The name alone as plain text (UTF-8), an empty body when the number is unknown
     (or not a number): a dialplan shows the number then."""
-    name = await quick(request, lambda: app.lookup.name(_plus(number), user=user))
+    name = await quick(request, lambda: app.lookup.name(_plus(number), user=user, caller=who))
     return Response(name, media_type="text/plain; charset=utf-8")

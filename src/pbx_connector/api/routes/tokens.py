@@ -17,7 +17,8 @@ router = APIRouter(tags=["tokens"])
 class TokenRequest(Model):
     name: str
     role: Role
-    owner: str = "admin"
+    #: Default: the built-in admin; a `phone` token needs the phone's user.
+    owner: str | None = None
     expires_days: int | None = None
 
 
