@@ -58,6 +58,12 @@ class NotFoundError(UsageError):
     http_status = 404
 
 
+class TooLargeError(UsageError):
+    """A file or body is larger than the most that is taken (HTTP 413)."""
+
+    http_status = 413
+
+
 class ConfigError(UsageError):
     """A setting or profile definition is invalid."""
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import openpyxl
 
+from pbx_connector.service.uploads import MAX_UPLOAD_BYTES
 from tests.api.conftest import Server
 from tests.helpers import PHONEBOOK_HEADER
 
@@ -92,6 +93,13 @@ def test_uploads_that_are_refused(server: Server) -> None:
         _error(c.put(f"{PROFILES}/pb/upload", files={"other": ("x.csv", CSV)}), 422, "file")
         _error(c.put(f"{PROFILES}/nope/upload?filename=x.csv", content=CSV), 404)
         _error(c.get(f"{PROFILES}/pb/upload"), 404)
+        # Over the limit: 413, whether the length is declared or the body just goes on.
+        huge = b"x" * (MAX_UPLOAD_BYTES + 1)
+        error = _error(c.put(f"{PROFILES}/pb/upload?filename=x.csv", content=huge), 413, "file")
+        assert "larger than 64 MiB" in error["message"]
+        streamed = c.put(f"{PROFILES}/pb/upload?filename=x.csv", content=iter([huge]))
+        _error(streamed, 413, "file")
+        _error(c.get(f"{PROFILES}/pb/upload"), 404)  # nothing was kept
     with server.client() as anonymous:
         _error(anonymous.put(f"{PROFILES}/pb/upload", content=CSV), 401)
         _error(anonymous.get(f"{PROFILES}/pb/upload"), 401)

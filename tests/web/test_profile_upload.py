@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import openpyxl
 
+from pbx_connector.web.routing import MAX_FILE, MAX_FORM
 from tests.api.conftest import Server
 from tests.helpers import PHONEBOOK_HEADER, phonebook_row, write_csv
 from tests.web.conftest import VIEWER_PASSWORD, add_user, csrf_of, sign_in
@@ -220,6 +221,22 @@ def test_a_refused_upload_is_shown_beside_the_field_and_the_previous_file_stays(
             assert _settings(web) == settings
     web.cli("sync", "pb")
     assert _phonebook(web) == ["Max Muster"]
+
+
+def test_a_file_over_the_upload_limit_is_413_and_changes_nothing(web: Server) -> None:
+    _file_profile(web)
+    good = _csv("Max Muster")
+    with _client(web) as client:
+        sign_in(client)
+        assert _upload(client, web, good, "pb.csv").status_code == 200
+        settings = _settings(web)
+        huge = b"x" * (MAX_FILE + MAX_FORM + 1)
+        refused = _upload(client, web, huge, "huge.csv")
+        assert refused.status_code == 413, refused.text[:500]
+        assert "larger than 64 MiB" in unescape(refused.text)
+        kept = _kept(web)
+        assert kept is not None and kept["name"] == "pb.csv"
+        assert _settings(web) == settings
 
 
 def test_a_viewer_sees_the_uploaded_file_but_cannot_upload(web: Server, tmp_path: Path) -> None:

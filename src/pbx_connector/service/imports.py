@@ -23,7 +23,7 @@ from sqlalchemy import update
 
 from pbx_connector.domain.phone import PhoneNormaliser
 from pbx_connector.domain.targets import TARGETS, TargetSpec
-from pbx_connector.errors import ConfigError, SourceError, UsageError
+from pbx_connector.errors import ConfigError, SourceError, TooLargeError, UsageError
 from pbx_connector.mapping import RowMapper
 from pbx_connector.models.imports import ImportProblem, ImportResult, ImportTemplate
 from pbx_connector.models.runs import Counts
@@ -108,7 +108,7 @@ class _Limited(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         chunk = self._stream.read(min(len(view), self._left + 1))
         if len(chunk) > self._left:
-            raise UsageError(
+            raise TooLargeError(
                 f"the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB, the most "
                 "an import reads",
                 field="file",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-from pbx_connector.errors import ConfigError, UsageError
+from pbx_connector.errors import ConfigError, TooLargeError, UsageError
 from pbx_connector.sources.location import LocalFile, Location, LocationKind
 
 #: The directory of the data directory that holds uploaded files.
@@ -117,7 +117,7 @@ def keep_upload(profile_id: int, stream: IO[bytes], filename: str, limit: int) -
             while chunk := stream.read(_CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise UsageError(
+                    raise TooLargeError(
                         f"the file is larger than {limit // (1024 * 1024)} MiB, the most an "
                         "upload may be",
                         field="file",

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
 from pbx_connector.errors import (
@@ -41,12 +42,13 @@ class SignInFirst(Exception):
 
 
 class Refused(Exception):
-    """A state-changing request that failed the Origin or CSRF check, or a form that is
-    too large."""
+    """A state-changing request that failed the Origin or CSRF check (403), or a form
+    that is too large (413) or cannot be read."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, status: int = 403) -> None:
         super().__init__(message)
         self.message = message
+        self.status = status
 
 
 class HtmlRoute(APIRoute):
@@ -62,7 +64,7 @@ class HtmlRoute(APIRoute):
             except SignInFirst:
                 return to_sign_in(request)
             except Refused as exc:
-                return page(request, "error.html", status_code=403, message=exc.message)
+                return page(request, "error.html", status_code=exc.status, message=exc.message)
             except PbxConnectorError as exc:
                 return error_page(request, exc)
 
@@ -130,11 +132,13 @@ async def read_form(request: Request) -> Form:
     is_multipart = request.headers.get("content-type", "").startswith("multipart/")
     limit = MAX_FILE + MAX_FORM if is_multipart else MAX_FORM
     if length is not None and (not length.isdigit() or int(length) > limit):
-        raise Refused("the form is too large")
+        raise _too_large(is_multipart)
     try:
         data = await request.form(max_files=4, max_fields=MAX_FIELDS, max_part_size=MAX_FILE)
-    except Exception as exc:  # starlette raises its own errors for malformed bodies
-        raise Refused(f"the form could not be read: {exc}") from None
+    except HTTPException as exc:  # how starlette refuses a malformed or too large body
+        if "maximum size" in str(exc.detail):  # a field (not a file) longer than MAX_FILE
+            raise _too_large(False) from None
+        raise Refused(f"the form could not be read: {exc.detail}", status=400) from None
     fields: dict[str, str] = {}
     lists: dict[str, list[str]] = {}
     files: dict[str, UploadFile] = {}
@@ -147,6 +151,16 @@ async def read_form(request: Request) -> Form:
     form = Form(fields=fields, lists=lists, files=files)
     request.state.form = form
     return form
+
+
+def _too_large(is_multipart: bool) -> Refused:
+    if is_multipart:
+        return Refused(
+            f"the file is larger than {MAX_FILE // (1024 * 1024)} MiB, the most an upload "
+            "may be: nothing was changed",
+            status=413,
+        )
+    return Refused("the form is too large: nothing was changed", status=413)
 
 
 def viewer(request: Request) -> WebSession:

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from pbx_connector.api.deps import Core, Reader, Writer
-from pbx_connector.errors import NotFoundError, UsageError
+from pbx_connector.errors import NotFoundError, TooLargeError, UsageError
 from pbx_connector.models.uploads import UploadInfo
 from pbx_connector.service.uploads import MAX_UPLOAD_BYTES
 
@@ -27,8 +27,8 @@ _IN_MEMORY = 1024 * 1024
 _DISPOSITION = re.compile(r"""filename\*?=(?:UTF-8''|"?)([^";]+)"?""", re.IGNORECASE)
 
 
-def _too_large() -> UsageError:
-    return UsageError(
+def _too_large() -> TooLargeError:
+    return TooLargeError(
         f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB, the most an "
         "upload may be",
         field="file",
