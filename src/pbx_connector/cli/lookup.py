@@ -8,28 +8,14 @@ import typer
 from pbx_connector.cli.base import app, handled, print_json, state
 from pbx_connector.errors import NotFoundError
 from pbx_connector.models.lookup import LookupResult
+from pbx_connector.service.words import lookup_match, lookup_source
 
 #: Exit code when no record has the number (as grep's for "nothing found").
 EXIT_UNKNOWN = 1
 
-_SOURCES = {
-    "private": "the private phonebook of {owner}",
-    "phonebook": "the global phonebook",
-    "users": "users",
-    "speeddials": "speed dials",
-}
-
 
 def _where(found: LookupResult) -> str:
-    source = _SOURCES[found.source].format(owner=found.owner)
-    number = found.number
-    if found.e164 and found.e164 != found.number:
-        number += f" = {found.e164}"
-    how = "its last digits" if found.match == "suffix" else "the whole number"
-    return (
-        f"from {source}: {found.target} {found.id}, {found.field} {number} "
-        f"(matched {found.asked} by {how})"
-    )
+    return f"from {lookup_source(found)}: {lookup_match(found)}"
 
 
 @app.command("lookup")

@@ -118,6 +118,10 @@ class DeskphonesService:
         """The vendors whose directory format is served, by the name in the URL."""
         return sorted(PHONES)
 
+    def with_search_form(self) -> list[str]:
+        """The vendors whose phones get a search form (`/directory/{vendor}/search.xml`)."""
+        return sorted(name for name, phone in PHONES.items() if phone.search is not None)
+
     def exports(self) -> list[str]:
         """The file formats of the directory (`vcf`, `csv`)."""
         return sorted(EXPORTS)
@@ -163,10 +167,9 @@ class DeskphonesService:
         (its phones search themselves, or send the search in the URL)."""
         phone = self._phone(vendor)
         if phone.search is None:
-            with_form = [name for name, p in sorted(PHONES.items()) if p.search is not None]
             raise NotFoundError(
                 f"{vendor} phones have no search form here; vendors with one: "
-                f"{', '.join(with_form)}",
+                f"{', '.join(self.with_search_form())}",
                 field="vendor",
             )
         return Rendered(phone.search(url, TITLE), phone.media_type)

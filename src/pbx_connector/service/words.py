@@ -1,12 +1,13 @@
 """Plans and run reports in words: the same sentences in the CLI, the API and the UI
 (ldap2pg's "Would …" for whatever was not written). They take the JSON form of a
-report (`RunReport.as_json()`)."""
+report (`RunReport.as_json()`). Also where a caller-name lookup found its name."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pbx_connector.domain.targets import TARGETS
+from pbx_connector.models.lookup import LookupResult
 
 _VERBS = {
     "create": ("Would create", "Created"),
@@ -66,3 +67,26 @@ def summary(report: dict[str, Any]) -> str:
     if c.get("skipped"):
         parts.append(f"{c['skipped']} skipped by the pre-filter")
     return ", ".join(parts)
+
+
+_LOOKUP_SOURCES = {
+    "private": "the private phonebook of {owner}",
+    "phonebook": "the global phonebook",
+    "users": "users",
+    "speeddials": "speed dials",
+}
+
+
+def lookup_source(found: LookupResult) -> str:
+    """Where a lookup found its name: `the private phonebook of alice`, `users`, …"""
+    return _LOOKUP_SOURCES[found.source].format(owner=found.owner)
+
+
+def lookup_match(found: LookupResult) -> str:
+    """Which record and number matched, and how: `phonebook 17, phone +49 991 12345 =
+    +4999112345 (matched +4999112345 by the whole number)`."""
+    number = found.number
+    if found.e164 and found.e164 != found.number:
+        number += f" = {found.e164}"
+    how = "its last digits" if found.match == "suffix" else "the whole number"
+    return f"{found.target} {found.id}, {found.field} {number} (matched {found.asked} by {how})"
