@@ -41,7 +41,7 @@ from pbx_connector.directory.search import (
     paged_search,
     scope_of,
 )
-from pbx_connector.directory.values import row_value
+from pbx_connector.directory.values import RowBuilder, row_value
 from pbx_connector.domain.targets import parse_bool
 from pbx_connector.errors import ConfigError, SourceError
 from pbx_connector.sources.base import RowValue, SourceRow
@@ -105,8 +105,13 @@ class LdapSource:
                 self.query.page_size,
                 self.settings.timeout,
             )
+            if wanted is None:
+                for n, (dn, entry) in enumerate(entries, 1):
+                    yield SourceRow(n, _all_attributes(dn, entry), ref=dn)
+                return
+            build = RowBuilder(DN_FIELD, wanted)
             for n, (dn, entry) in enumerate(entries, 1):
-                yield SourceRow(n, _row(dn, entry, wanted), ref=dn)
+                yield SourceRow(n, build(dn, entry), ref=dn)
 
 
 def _attribute_list(names: Sequence[str]) -> list[str]:
@@ -123,17 +128,11 @@ def _attribute_list(names: Sequence[str]) -> list[str]:
     return list(seen.values())
 
 
-def _row(
-    dn: str, entry: Mapping[str, list[bytes]], wanted: list[str] | None
-) -> dict[str, RowValue]:
+def _all_attributes(dn: str, entry: Mapping[str, list[bytes]]) -> dict[str, RowValue]:
+    """A row of every attribute the entry has (the preview asks for all of them)."""
     data: dict[str, RowValue] = {DN_FIELD: dn}
-    if wanted is None:
-        for name, values in entry.items():
-            data[name] = row_value(name, values)
-        return data
-    by_lower = {k.lower(): v for k, v in entry.items()}
-    for name in wanted:
-        data[name] = row_value(name, by_lower.get(name.lower(), []))
+    for name, values in entry.items():
+        data[name] = row_value(name, values)
     return data
 
 
