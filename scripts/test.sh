@@ -14,12 +14,13 @@ APT_PACKAGES=(
   slapd ldap-utils samba samba-ad-dc samba-ad-provision smbclient winbind krb5-user
   libldap2-dev libsasl2-dev gcc python3-dev
   chromium
+  kamailio kamailio-utils-modules sip-tester wrk
 )
 
 apt_install_missing "${APT_PACKAGES[@]}"
 # The packages start servers of their own; the tests run private ones.
 if [ "$(id -u)" = 0 ] && command -v service >/dev/null 2>&1; then
-  for svc in postgresql slapd samba-ad-dc smbd nmbd winbind; do
+  for svc in postgresql slapd samba-ad-dc smbd nmbd winbind kamailio; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
 fi
