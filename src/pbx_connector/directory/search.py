@@ -10,19 +10,24 @@ them: chasing them would bind to servers nobody configured.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import gc
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import ldap
 from ldap.controls import SimplePagedResultsControl
 from ldap.ldapobject import LDAPObject
 
 from pbx_connector.directory.connection import connected_uri, describe_ldap_error
-from pbx_connector.errors import ConfigError, SourceError
+from pbx_connector.errors import ConfigError, PbxConnectorError, SourceError
 
 SCOPES = {"base": ldap.SCOPE_BASE, "one": ldap.SCOPE_ONELEVEL, "sub": ldap.SCOPE_SUBTREE}
 DEFAULT_PAGE_SIZE = 500
 
 Entry = tuple[str, dict[str, list[bytes]]]
+T = TypeVar("T")
 
 
 def scope_of(name: str) -> int:
@@ -85,42 +90,146 @@ def paged_search(
     timeout: float = -1,
 ) -> Iterator[Entry]:
     """Every entry below `base` matching `filterstr`, page by page."""
+    for page in search_pages(conn, base, scope, filterstr, attributes, _as_is, page_size, timeout):
+        yield from page
+
+
+def _as_is(dn: str, entry: dict[str, list[bytes]]) -> Entry:
+    return dn, entry
+
+
+def search_pages(
+    conn: LDAPObject,
+    base: str,
+    scope: int,
+    filterstr: str,
+    attributes: list[str] | None,
+    convert: Callable[[str, dict[str, list[bytes]]], T],
+    page_size: int = DEFAULT_PAGE_SIZE,
+    timeout: float = -1,
+) -> Iterator[list[T]]:
+    """Every entry below `base` matching `filterstr`, a page at a time, each entry as
+    `convert(dn, attributes)` makes it.
+
+    Two things make a large search cheaper here than entry by entry:
+
+    * The next page is asked for as soon as this page's cookie is known, before this
+      page is handed on, so that the server looks it up while the caller works.
+    * Receiving a page makes python-ldap build thousands of lists and dicts at once. Left
+      to itself, the cycle collector would run many times over them (they hold no
+      cycles) and move them to its oldest generation, which then triggers full
+      collections of the whole process: in a 20,000-entry search that was a quarter of
+      the time. So a page is received and converted with automatic collection paused,
+      and python-ldap's objects are freed (by reference counting) before the page is
+      handed on; the pause covers no code of the caller.
+    """
     uri = connected_uri(conn)
     control = SimplePagedResultsControl(True, size=page_size, cookie=b"")
+    msgid = _search(conn, uri, base, scope, filterstr, attributes, control, page_size, timeout)
     while True:
-        try:
-            msgid = conn.search_ext(
-                base, scope, filterstr, attrlist=attributes, serverctrls=[control]
-            )
-            _, data, _, controls = conn.result3(msgid, timeout=timeout)
-        except ldap.NO_SUCH_OBJECT:
-            raise SourceError(f"{uri}: the base DN {base!r} does not exist") from None
-        except ldap.FILTER_ERROR as exc:
-            raise ConfigError(
-                f"{uri} rejected the filter {filterstr!r}: {describe_ldap_error(exc)}",
-                field="filter",
-            ) from None
-        except ldap.SIZELIMIT_EXCEEDED:
-            raise SourceError(
-                f"{uri}: the server stopped at its size limit; it may not allow paged "
-                f"searches of {page_size} entries (lower page_size)"
-            ) from None
-        except ldap.TIMEOUT:
-            raise SourceError(f"{uri}: the search timed out after {timeout:g} s") from None
-        except ldap.SERVER_DOWN as exc:
-            raise SourceError(
-                f"{uri}: the connection was lost during the search: {describe_ldap_error(exc)}"
-            ) from None
-        except ldap.LDAPError as exc:
-            raise SourceError(f"{uri}: the search failed: {describe_ldap_error(exc)}") from None
-        for dn, entry in data or ():
+        with collection_paused():
+            data, controls = _result(conn, uri, msgid, base, filterstr, page_size, timeout)
+            cookie = b""
+            for c in controls or ():
+                if c.controlType == SimplePagedResultsControl.controlType:
+                    cookie = c.cookie
+            if cookie:
+                control.cookie = cookie
+                msgid = _search(
+                    conn, uri, base, scope, filterstr, attributes, control, page_size, timeout
+                )
             # Search references come back without a DN (or as a list of URLs).
-            if isinstance(dn, str) and isinstance(entry, dict):
-                yield dn, entry
-        cookie = b""
-        for c in controls or ():
-            if c.controlType == SimplePagedResultsControl.controlType:
-                cookie = c.cookie
+            page = [
+                convert(dn, entry)
+                for dn, entry in data or ()
+                if isinstance(dn, str) and isinstance(entry, dict)
+            ]
+            del data
+        yield page
         if not cookie:
             return
-        control.cookie = cookie
+
+
+def _search(
+    conn: LDAPObject,
+    uri: str,
+    base: str,
+    scope: int,
+    filterstr: str,
+    attributes: list[str] | None,
+    control: SimplePagedResultsControl,
+    page_size: int,
+    timeout: float,
+) -> int:
+    try:
+        msgid: int = conn.search_ext(
+            base, scope, filterstr, attrlist=attributes, serverctrls=[control]
+        )
+    except ldap.LDAPError as exc:
+        raise _search_error(exc, uri, base, filterstr, page_size, timeout) from None
+    return msgid
+
+
+def _result(
+    conn: LDAPObject,
+    uri: str,
+    msgid: int,
+    base: str,
+    filterstr: str,
+    page_size: int,
+    timeout: float,
+) -> tuple[list[Any] | None, list[Any] | None]:
+    try:
+        _, data, _, controls = conn.result3(msgid, timeout=timeout)
+    except ldap.LDAPError as exc:
+        raise _search_error(exc, uri, base, filterstr, page_size, timeout) from None
+    return data, controls
+
+
+def _search_error(
+    exc: ldap.LDAPError, uri: str, base: str, filterstr: str, page_size: int, timeout: float
+) -> PbxConnectorError:
+    if isinstance(exc, ldap.NO_SUCH_OBJECT):
+        return SourceError(f"{uri}: the base DN {base!r} does not exist")
+    if isinstance(exc, ldap.FILTER_ERROR):
+        return ConfigError(
+            f"{uri} rejected the filter {filterstr!r}: {describe_ldap_error(exc)}",
+            field="filter",
+        )
+    if isinstance(exc, ldap.SIZELIMIT_EXCEEDED):
+        return SourceError(
+            f"{uri}: the server stopped at its size limit; it may not allow paged "
+            f"searches of {page_size} entries (lower page_size)"
+        )
+    if isinstance(exc, ldap.TIMEOUT):
+        return SourceError(f"{uri}: the search timed out after {timeout:g} s")
+    if isinstance(exc, ldap.SERVER_DOWN):
+        return SourceError(
+            f"{uri}: the connection was lost during the search: {describe_ldap_error(exc)}"
+        )
+    return SourceError(f"{uri}: the search failed: {describe_ldap_error(exc)}")
+
+
+_pause_lock = threading.Lock()
+_pauses = 0
+_was_enabled = False
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """Automatic cycle collection off for the block, in every thread: it is process-wide,
+    so overlapping pauses (two runs in two threads) are counted, and it is switched back
+    on when the last one ends, if it was on before the first."""
+    global _pauses, _was_enabled
+    with _pause_lock:
+        if _pauses == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _was_enabled:
+                gc.enable()

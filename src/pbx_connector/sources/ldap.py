@@ -40,6 +40,7 @@ from pbx_connector.directory.search import (
     check_filter,
     paged_search,
     scope_of,
+    search_pages,
 )
 from pbx_connector.directory.values import RowBuilder, row_value
 from pbx_connector.domain.targets import parse_bool
@@ -96,22 +97,22 @@ class LdapSource:
                 filterstr = f"(&{filterstr}(memberOf:{IN_CHAIN}:={escape_filter_value(group_dn)}))"
             # "1.1" asks for no attributes at all (RFC 4511), when only the DN is used.
             attrlist = ["*", *self.extra] if wanted is None else (wanted or ["1.1"])
-            entries = paged_search(
+            build = _all_attributes if wanted is None else RowBuilder(DN_FIELD, wanted)
+            pages = search_pages(
                 conn,
                 self.query.base_dn,
                 self.query.scope,
                 filterstr,
                 attrlist,
+                lambda dn, entry: (dn, build(dn, entry)),
                 self.query.page_size,
                 self.settings.timeout,
             )
-            if wanted is None:
-                for n, (dn, entry) in enumerate(entries, 1):
-                    yield SourceRow(n, _all_attributes(dn, entry), ref=dn)
-                return
-            build = RowBuilder(DN_FIELD, wanted)
-            for n, (dn, entry) in enumerate(entries, 1):
-                yield SourceRow(n, build(dn, entry), ref=dn)
+            n = 0
+            for page in pages:
+                for dn, data in page:
+                    n += 1
+                    yield SourceRow(n, data, ref=dn)
 
 
 def _attribute_list(names: Sequence[str]) -> list[str]:
