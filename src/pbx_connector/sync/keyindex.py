@@ -37,6 +37,11 @@ def fingerprint(content_hash: str | None) -> int:
     return int(content_hash[:16], 16) or 1
 
 
+def digest_fingerprint(digest: bytes) -> int:
+    """`fingerprint(digest.hex())`, without the hex text: the first 8 bytes, big-endian."""
+    return int.from_bytes(digest[:8], "big") or 1
+
+
 class KeyIndex:
     def __init__(self, expected: int = 0) -> None:
         bits = max(_MIN_BITS, (2 * expected + 1).bit_length())

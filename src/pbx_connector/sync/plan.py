@@ -35,7 +35,7 @@ from pbx_connector.sources.base import RowValue, Source
 from pbx_connector.store import records as store
 from pbx_connector.store.db import private_dir
 from pbx_connector.store.runs import pid_alive
-from pbx_connector.sync.keyindex import KeyIndex, fingerprint
+from pbx_connector.sync.keyindex import KeyIndex, digest_fingerprint
 
 Action = Literal["create", "update", "delete", "conflict", "invalid"]
 
@@ -265,10 +265,14 @@ class Hasher:
         self._base.update(fingerprint.encode())
         self._base.update("\x1e".join(names).encode())
 
-    def __call__(self, values: Mapping[str, str], names: tuple[str, ...]) -> str:
+    def digest(self, values: Mapping[str, str], names: tuple[str, ...]) -> bytes:
         h = self._base.copy()
         h.update("\x1f".join([values[n] for n in names]).encode("utf-8", "surrogatepass"))
-        return h.hexdigest()
+        return h.digest()
+
+    def __call__(self, values: Mapping[str, str], names: tuple[str, ...]) -> str:
+        """The content hash as stored: the digest in hex."""
+        return self.digest(values, names).hex()
 
 
 def _key_of(
@@ -283,6 +287,23 @@ def _key_of(
         text = (", ".join(raw) if isinstance(raw, list) else str(raw)).strip()
         parts.append(text.lower() if name in lowered else text)
     return "\x1f".join(parts) if any(parts) else ""
+
+
+KeyOf = Callable[[Mapping[str, str], Mapping[str, RowValue]], str]
+
+
+def key_function(
+    key_fields: tuple[str, ...], lowered: frozenset[str], variables: frozenset[str]
+) -> KeyOf:
+    """`_key_of` for these fields, as a function of (values, row). The usual key, one
+    variable, is its value stripped (and lowered for usernames) without the general
+    loop: a variable's value is always a str, and one part needs no joining."""
+    if len(key_fields) == 1 and key_fields[0] in variables:
+        name = key_fields[0]
+        if name in lowered:
+            return lambda values, row: values[name].strip().lower()
+        return lambda values, row: values[name].strip()
+    return lambda values, row: _key_of(key_fields, lowered, values, row)
 
 
 def show_key(key: str) -> str:
@@ -345,6 +366,8 @@ def _fill(
     manages_roles = pin.target == "users" and "roles" in managed
     kept_roles = store.reserved_roles(conn, pin.profile_id, RESERVED_ROLES) if manages_roles else {}
     mapper = pin.mapper
+    accepts = mapper.accepts if mapper.prefilter is not None else None
+    key_of = key_function(key_fields, lowered, frozenset(mapper.variables))
     # Rows that failed before their key was known: their records cannot be told apart
     # from records that left the source, so a mirror run then deletes nothing.
     unkeyed = 0
@@ -362,7 +385,7 @@ def _fill(
             unkeyed += 1
             continue
         try:
-            if not mapper.accepts(row.data):
+            if accepts is not None and not accepts(row.data):
                 plan.counts["skipped"] += 1
                 continue
             values = mapper.apply(row.data)
@@ -370,7 +393,7 @@ def _fill(
             plan.error("invalid", line, exc.field, exc.message)
             unkeyed += 1
             continue
-        key = _key_of(key_fields, lowered, values, row.data)
+        key = key_of(values, row.data)
         if not key:
             plan.error(
                 "invalid", line, key_fields[0], f"the key ({', '.join(key_fields)}) is empty"
@@ -388,11 +411,12 @@ def _fill(
                 key=show_key(key),
             )
             continue
-        content_hash = hasher(values, managed)
+        digest = hasher.digest(values, managed)
         # rid: the id of the record this profile made for the key before (0: none yet).
-        if rid and print_ == fingerprint(content_hash):
+        if rid and print_ == digest_fingerprint(digest):
             plan.counts["unchanged"] += 1
             continue
+        content_hash = digest.hex()
         try:
             clean = clean_record(
                 spec,
