@@ -277,8 +277,8 @@ def iter_own_index(
     query = select(table.c.origin_key, table.c.id, table.c.content_hash).where(
         table.c.origin_profile_id == profile_id
     )
-    for r in conn.execution_options(yield_per=5000).execute(query):
-        yield r.origin_key, r.id, r.content_hash
+    # Handed on as they come: named access on each row cost more than the rest of the loop.
+    yield from conn.execution_options(yield_per=5000).execute(query)
 
 
 def reserved_roles(
