@@ -930,13 +930,15 @@ def check_sample(base: str, asks: Sequence[Ask], token: str) -> tuple[int, list[
 
 
 class Syncer:
-    """Synchronises `other` over and over, switching its file each time, until stopped."""
+    """Synchronises `other` over and over, switching its file each time, until stopped.
+    `turn` carries on from the Syncer before: each run must find the other file than the
+    run before it, or it would change nothing."""
 
-    def __init__(self, env: dict[str, str], db: str, files: Files) -> None:
+    def __init__(self, env: dict[str, str], db: str, files: Files, turn: int) -> None:
         self.env, self.db, self.files = env, db, files
         self.took: list[float] = []
         self.outputs: list[str] = []
-        self.turn = 0
+        self.turn = turn
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -1059,6 +1061,7 @@ def measure_store(
             _tail(run, serve.log)
     _log(f"{tag}: importing 'other' ({args.sync_rows:,} rows)")
     import_other(env, db, run.built)
+    turn = 0  # the import read other-a: the first sync reads other-b
     for workers in args.workers:
         of = f"{workers} worker{'s' if workers > 1 else ''}"
         _log(f"{tag}: lookups during syncs, {of}")
@@ -1068,7 +1071,7 @@ def measure_store(
             def ours_serve(server: Server = serve) -> list[int]:
                 return [server.proc.pid, *extra()]
 
-            syncer = Syncer(env, db, files)
+            syncer = Syncer(env, db, files, turn)
             try:
                 run.results.append(
                     run_wrk(
@@ -1083,17 +1086,26 @@ def measure_store(
                 )
             finally:
                 syncer.stop()
+            turn = syncer.turn
             failed = [o for o in syncer.outputs if o.startswith("FAILED")]
+            done = [o for o in syncer.outputs if not o.startswith("FAILED")]
             run.syncs.append(
                 f"{of}: {len(syncer.took)} syncs of 'other', "
-                + ", ".join(f"{t:.1f} s" for t in syncer.took)
-                + (f"; last: {syncer.outputs[-1]}" if syncer.outputs else "")
+                + ", ".join(
+                    f"{t:.1f} s ({_updated(o)})" for t, o in zip(syncer.took, done, strict=True)
+                )
                 + "".join(f"\n    {o}" for o in failed)
             )
             run.memory.append(serve.memory(f"{tag}, after the syncs ({of})"))
         finally:
             serve.stop()
             _tail(run, serve.log)
+
+
+def _updated(output: str) -> str:
+    """`100000 updated` from the last line of `sync`."""
+    match = re.search(r"(\d+) updated", output)
+    return f"{match[1]} updated" if match else output
 
 
 def _serve(db: str, env: dict[str, str], log: Path, workers: int) -> Server:
