@@ -413,6 +413,11 @@ def _compose(funcs: list[Callable[[Any], Any]]) -> Callable[[Any], Any] | None:
     return composed
 
 
+def _undefined(field_name: str) -> str:
+    """What a variable says of a field its row lacks (the fast paths and the sandbox alike)."""
+    return f"{field_name!r} is undefined (the row has no such field)"
+
+
 def _render_chain(
     variable: str,
     field_name: str,
@@ -424,7 +429,7 @@ def _render_chain(
     is written out in place (the same test and result as `_first_value`)."""
     first = bool(funcs) and funcs[0] is _first_value
     then = _compose(funcs[1:] if first else funcs)
-    missing = f"{field_name!r} is undefined (the row has no such field)"
+    missing = _undefined(field_name)
 
     def render(row: Mapping[str, Any]) -> str:
         try:
@@ -531,8 +536,7 @@ def compile_variable(name: str, text: str, *, fast: bool = True) -> Expression:
                 value = only(row)
                 return value if value.__class__ is str else _as_text(value)
             except _Missing as exc:
-                message = f"{exc.name!r} is undefined (the row has no such field)"
-                raise RowError(message, field=name) from None
+                raise RowError(_undefined(exc.name), field=name) from None
             except Exception:
                 # A filter given what it cannot take: the sandbox says what that is.
                 return render(row)
@@ -544,8 +548,7 @@ def compile_variable(name: str, text: str, *, fast: bool = True) -> Expression:
         try:
             return fast_render(row)
         except _Missing as exc:
-            message = f"{exc.name!r} is undefined (the row has no such field)"
-            raise RowError(message, field=name) from None
+            raise RowError(_undefined(exc.name), field=name) from None
         except Exception:
             # A filter given what it cannot take: the sandbox says what that is.
             return render(row)
