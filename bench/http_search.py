@@ -59,6 +59,15 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 """
 
 
+def wrk_latency_ms(out: str, pct: str) -> float:
+    """The `pct`% latency of wrk's `--latency` output, in milliseconds."""
+    match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    if not match:
+        raise RuntimeError(f"wrk printed no {pct}% latency:\n{out}")
+    value, unit = float(match[1]), match[2]
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
 @dataclass
 class WrkResult:
     label: str
@@ -73,11 +82,7 @@ class WrkResult:
     @classmethod
     def parse(cls, label: str, out: str, target_ms: float | None = None) -> WrkResult:
         def latency(pct: str) -> float:
-            match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-            if not match:
-                raise RuntimeError(f"wrk printed no {pct}% latency:\n{out}")
-            value, unit = float(match[1]), match[2]
-            return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+            return wrk_latency_ms(out, pct)
 
         rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
         total = re.search(r"(\d+) requests in", out)

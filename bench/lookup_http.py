@@ -71,6 +71,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 
 from bench.csv_import import PBX, PhonebookGenerator, cpu_model, write_csv
+from bench.http_search import wrk_latency_ms
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -334,11 +335,7 @@ class WrkResult:
     @classmethod
     def parse(cls, label: str, out: str) -> WrkResult:
         def latency(pct: str) -> float:
-            match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-            if not match:
-                raise RuntimeError(f"wrk printed no {pct}% latency:\n{out}")
-            value, unit = float(match[1]), match[2]
-            return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+            return wrk_latency_ms(out, pct)
 
         rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
         total = re.search(r"(\d+) requests in", out)
