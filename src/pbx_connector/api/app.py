@@ -62,12 +62,12 @@ def create_api(core: App) -> FastAPI:
     api.state.scheduler = scheduler
     api.state.quick_reads = quick_reads()
     errors.install(api)
+    api.include_router(lookup_router)
     v1 = APIRouter(prefix=PREFIX)
     for module in (profiles, runs, records, auth, tokens, uploads, imports):
         v1.include_router(module.router)
     api.include_router(v1)
     api.include_router(deskphones_router)
-    api.include_router(lookup_router)
     web.install(api)
     return api
 

@@ -107,6 +107,11 @@ async def lookup_caller(
         given = token.strip()
     if given is not None:
         found = given
+        # Checked a moment ago: no store read, and no hop to a thread (which costs more
+        # than the check itself with 16 requests in flight).
+        known = app.tokens.cached(found)
+        if known is not None:
+            return known
         return await quick(request, lambda: app.tokens.authenticate(found))
     address = request.client.host if request.client is not None else ""
     if await quick(request, lambda: app.lookup.allows_client(address)):

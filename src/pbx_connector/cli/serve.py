@@ -59,23 +59,41 @@ def serve(
     url = f"http://{shown}:{port}/"
     with handled():
         core = state.app
-        api = create_api(core)
+        # The supervisor of several workers answers no request itself: the application
+        # (routes, templates, schemas) is built in each worker, not here as well.
+        api = create_api(core) if workers == 1 else None
         lines = _first_sign_in(url)
     for line in lines:
         typer.echo(line, err=True)
     typer.echo(f"Serving {core.url}: the pages at {url}, the API at {url}api/v1", err=True)
-    if workers == 1:
+    if api is not None:
         uvicorn.run(api, host=host, port=port, log_level="info", access_log=False)
         return
     # Each worker is a new process that opens the same store; one Python process uses
-    # one core at a time for Python code, whatever its threads.
+    # one core at a time for Python code, whatever its threads. The supervisor of the
+    # workers answers no request: this process becomes a fresh interpreter that loads
+    # uvicorn alone (27 MB instead of the 98 MB of this one, with every command and the
+    # core imported), keeping its process id for a service manager.
     os.environ.update(core.worker_environment())
-    uvicorn.run(
-        "pbx_connector.api.app:from_environment",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,
+    core.engine.dispose()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "pbx_connector.api.app:from_environment",
+            "--factory",
+            "--workers",
+            str(workers),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--log-level",
+            "info",
+            "--no-access-log",
+        ],
     )

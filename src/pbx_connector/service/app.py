@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from pbx_connector.errors import StoreError
@@ -46,6 +46,10 @@ class App:
         from pbx_connector.service.uploads import UploadsService
 
         self.engine = engine
+        #: Transactions committed through this engine by this process: what a cache of
+        #: store reads (valid tokens, lookup settings) compares to drop its copy at once.
+        self.commits = 0
+        event.listen(engine, "commit", self._committed)
         self.catalog = CatalogService(self)
         self.profiles = ProfilesService(self)
         self.runs = RunsService(self)
@@ -64,6 +68,9 @@ class App:
     def open(cls, url: str | None = None) -> App:
         """The store at `url` (see `store.db.resolve_url`), its schema brought up to date."""
         return cls(store_db.open_store_engine(url))
+
+    def _committed(self, _conn: Connection) -> None:
+        self.commits += 1
 
     def permission_warnings(self) -> list[str]:
         """What other local users could read of the store (an SQLite file or its

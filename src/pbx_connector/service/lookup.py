@@ -22,6 +22,7 @@ Nothing is cached: a record a sync has just written is found by the next lookup.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -108,11 +109,30 @@ def _suffix_digits(text: str) -> int:
     return int(DEFAULTS["lookup_suffix_digits"][0])
 
 
+#: Settings read within this many seconds are used again (as a valid token is): a PBX
+#: asks for every call, and reading them is a query of its own, a round trip to
+#: PostgreSQL. Any write this process commits drops the copy at once; a change saved by
+#: another process (the CLI, another worker of `serve`) is seen within this time.
+SETTINGS_TTL = 2.0
+
+
 class LookupService:
     """Names for numbers, for PBXes, phones and an administrator's shell."""
 
     def __init__(self, app: App) -> None:
         self.app = app
+        #: (when read, `app.commits` then, the settings).
+        self._settings: tuple[float, int, dict[str, str]] | None = None
+
+    def _current_settings(self, conn: Connection) -> dict[str, str]:
+        """The instance settings, read again after `SETTINGS_TTL` or any write."""
+        now, commits = time.monotonic(), self.app.commits
+        hit = self._settings
+        if hit is not None and now - hit[0] < SETTINGS_TTL and hit[1] == commits:
+            return hit[2]
+        values = get_settings(conn)
+        self._settings = (now, commits, values)
+        return values
 
     def find(
         self, number: str, *, user: str | None = None, caller: Principal | None = None
@@ -149,12 +169,13 @@ class LookupService:
         """Whether a client at `address` may look up without a token: it is in the
         instance setting `lookup_clients`."""
         with self.app.reading() as conn:
+            # Read afresh: who may ask without a token is a decision of access.
             text = get_settings(conn)["lookup_clients"]
         return lookup_store.in_networks(address, _networks(text))
 
     def _lookup(self, text: str, user: str | None) -> LookupResult | None:
         with self.app.reading() as conn:
-            settings = get_settings(conn)
+            settings = self._current_settings(conn)
             normaliser = _normaliser(settings["default_region"], settings["outside_line_prefix"])
             asked = asked_number(text, normaliser)
             if asked is None:

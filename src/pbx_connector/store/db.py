@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 
@@ -112,10 +115,31 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
-    # A large import updates several indexes per row; a 16 MiB page cache (default 2 MiB)
-    # keeps their pages in memory instead of re-reading them.
-    cur.execute("PRAGMA cache_size=-16000")
     cur.close()
+
+
+#: A large import updates several indexes per row; a 16 MiB page cache (SQLite's default
+#: is 2 MiB) keeps their pages in memory instead of re-reading them. Only while a sync
+#: writes (`import_cache`): every pooled connection of `serve` that answers lookups on a
+#: store of a million entries filled its 16 MiB too, 30 MB per worker.
+IMPORT_CACHE_KIB = 16000
+DEFAULT_CACHE_KIB = 2000
+
+
+@contextmanager
+def import_cache(conn: Connection) -> Iterator[None]:
+    """The large page cache of an import on this connection (SQLite), for the block."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        # Back in the pool, the connection gives the pages back (SQLite frees them). A
+        # connection that cannot take this is broken and will not be pooled again.
+        with contextlib.suppress(SQLAlchemyError):
+            conn.exec_driver_sql(f"PRAGMA cache_size=-{DEFAULT_CACHE_KIB}")
 
 
 def make_engine(url: str) -> Engine:

@@ -196,13 +196,47 @@ def parameters(kind: Kind, value: str, owner: str | None) -> dict[str, str]:
     return params
 
 
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    #: The statement's own constants (`''` of the owner comparisons), by bind name.
+    constants: dict[str, Any]
+    #: Bind names in the driver's order (None: the driver takes a dict).
+    order: tuple[str, ...] | None
+
+
+_COMPILED: dict[tuple[str, Kind, bool], _Compiled] = {}
+#: Any value of each parameter, to make the statement's constants come out when compiling.
+_SAMPLE = {"e164": "", "key": "", "key_as_given": "", "low": "", "high": "", "owner": ""}
+
+
+def _compiled(conn: Connection, kind: Kind, with_owner: bool) -> _Compiled:
+    """The statement as SQL of this connection's dialect, made once per process: SQLAlchemy
+    works out a cache key for a statement on every execution, and for this union of up to
+    eleven SELECTs that took longer than SQLite takes to answer it."""
+    key = (conn.dialect.name, kind, with_owner)
+    found = _COMPILED.get(key)
+    if found is None:
+        compiled = statement(kind, with_owner).compile(dialect=conn.dialect)
+        asked = set(_SAMPLE)
+        constants = {k: v for k, v in compiled.construct_params(_SAMPLE).items() if k not in asked}
+        order = tuple(compiled.positiontup) if compiled.positional else None
+        found = _COMPILED[key] = _Compiled(str(compiled), constants, order)
+    return found
+
+
 def find(conn: Connection, kind: Kind, value: str, owner: str | None = None) -> Match | None:
     """The record that `value` names, by precedence (the owner's private phonebook, the
     global phonebook, users, speed dials) and then by lowest id; None when none does.
     For a suffix lookup `value` is the last digits, reversed."""
     if kind == "suffix" and key_range(value)[1] is None:
         kind = "suffix_open"
-    row = conn.execute(statement(kind, bool(owner)), parameters(kind, value, owner)).first()
+    made = _compiled(conn, kind, bool(owner))
+    params: dict[str, Any] = {**made.constants, **parameters(kind, value, owner)}
+    if made.order is not None:
+        row = conn.exec_driver_sql(made.sql, tuple(params[n] for n in made.order)).first()
+    else:
+        row = conn.exec_driver_sql(made.sql, params).first()
     if row is None:
         return None
     m = row._mapping

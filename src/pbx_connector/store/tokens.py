@@ -7,7 +7,7 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from pbx_connector.errors import NotFoundError
@@ -55,10 +55,16 @@ def get_token(conn: Connection, token_id: int) -> Any:
     return row
 
 
+#: Built once: constructing a statement costs more than SQLite takes to run it, and a
+#: token is checked on every request.
+_FIND_TOKEN = select(api_tokens).where(api_tokens.c.token_hash == bindparam("hash"))
+_OWNER_ROW = select(users.c.username, users.c.enabled, users.c.builtin, users.c.roles).where(
+    users.c.username == bindparam("username")
+)
+
+
 def find_token(conn: Connection, token: str) -> Any | None:
-    return conn.execute(
-        select(api_tokens).where(api_tokens.c.token_hash == token_hash(token))
-    ).first()
+    return conn.execute(_FIND_TOKEN, {"hash": token_hash(token)}).first()
 
 
 def revoke_token(conn: Connection, token_id: int, now: datetime) -> None:
@@ -81,12 +87,12 @@ TOUCH_EVERY = timedelta(minutes=1)
 _TOUCH_WAIT_MS = 20
 
 
-def record_use(engine: Engine, token_id: int, last_used: datetime | None, now: datetime) -> None:
-    """Record a token's use if the recorded one is older than `TOUCH_EVERY`. Best
-    effort: when a sync holds SQLite's write lock, the request goes on and a later one
-    records the use."""
+def record_use(engine: Engine, token_id: int, last_used: datetime | None, now: datetime) -> bool:
+    """Record a token's use if the recorded one is older than `TOUCH_EVERY`; whether it
+    committed a write. Best effort: when a sync holds SQLite's write lock, the request
+    goes on and a later one records the use."""
     if last_used is not None and now - last_used < TOUCH_EVERY:
-        return
+        return False
     try:
         with engine.begin() as conn:
             if conn.dialect.name == "sqlite":
@@ -97,7 +103,8 @@ def record_use(engine: Engine, token_id: int, last_used: datetime | None, now: d
                 if conn.dialect.name == "sqlite":
                     conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_timeout_ms()}")
     except OperationalError:
-        pass
+        return False
+    return True
 
 
 def user_numbers(conn: Connection, username: str) -> Any | None:
@@ -109,8 +116,4 @@ def user_numbers(conn: Connection, username: str) -> Any | None:
 
 def owner_row(conn: Connection, username: str) -> Any | None:
     """What decides whether a user may hold a token: enabled, built-in, roles."""
-    return conn.execute(
-        select(users.c.username, users.c.enabled, users.c.builtin, users.c.roles).where(
-            users.c.username == username
-        )
-    ).first()
+    return conn.execute(_OWNER_ROW, {"username": username}).first()

@@ -24,6 +24,7 @@ from pbx_connector.sources.base import KeepsState, Source, describe_fields, stat
 from pbx_connector.sources.ldap import DIRECTORY_KINDS
 from pbx_connector.sources.registry import open_source
 from pbx_connector.store import auth_store, runs, source_state
+from pbx_connector.store.db import import_cache
 from pbx_connector.store.profiles import Profile, get_profile
 from pbx_connector.store.secrets import hash_key
 from pbx_connector.store.settings import get_settings
@@ -390,7 +391,7 @@ def _apply(
         if writing is not None:
             writing(done, total)
 
-    with engine.begin() as conn:
+    with engine.begin() as conn, import_cache(conn):
         runs.end_run(conn, profile.id, run_id, _normalised(report))
         apply_plan(conn, plan, profile.id, tick)
         _keep_state(conn, profile.id, kept)
