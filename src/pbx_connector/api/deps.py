@@ -49,6 +49,18 @@ async def quick(request: Request, call: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(call, limiter=limiter)
 
 
+async def at_once_or_quick(
+    request: Request, at_once: Callable[[], T | None], call: Callable[[], T]
+) -> T:
+    """`at_once()`, a core call that answers without waiting for anything (on the event
+    loop: no hop to a thread, which costs more than an indexed read of SQLite), or
+    `call` in the threads of quick reads when it cannot (None)."""
+    found = at_once()
+    if found is not None:
+        return found
+    return await quick(request, call)
+
+
 def _bearer(request: Request) -> str | None:
     """The token of an `Authorization: Bearer` header; None without the header."""
     header = request.headers.get("authorization")
@@ -102,6 +114,11 @@ async def lookup_caller(
     token at all, a client whose address is in the instance setting `lookup_clients`
     (it acts as username "", role `lookup`, no token). A token that is sent but not
     valid is refused even from such an address."""
+    return await caller_of(request, app, token)
+
+
+async def caller_of(request: Request, app: App, token: str | None) -> Principal:
+    """`lookup_caller` for a route that reads `?token=` itself (`token`)."""
     given = _bearer(request)
     if given is None and token is not None:
         given = token.strip()

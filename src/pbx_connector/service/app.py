@@ -11,6 +11,7 @@ Each function owns its transaction, raises the `errors.py` tree (a database fail
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,6 +28,11 @@ DB_ENV = store_db.ENV_DB
 def database_error(exc: SQLAlchemyError, app: App | None = None) -> StoreError:
     """A database failure that escaped the core's own transactions, as one clear error."""
     return store_db.store_error(exc, str(app.engine.url) if app is not None else None)
+
+
+class WouldWait(Exception):
+    """A read that must not wait would have to (`App.no_wait_reader`): the caller asks
+    again where it may wait. Never leaves the core."""
 
 
 class App:
@@ -50,6 +56,7 @@ class App:
         #: store reads (valid tokens, lookup settings) compares to drop its copy at once.
         self.commits = 0
         event.listen(engine, "commit", self._committed)
+        self._no_wait = store_db.no_wait_readers(engine)
         self.catalog = CatalogService(self)
         self.profiles = ProfilesService(self)
         self.runs = RunsService(self)
@@ -95,6 +102,13 @@ class App:
                 yield conn
         except SQLAlchemyError as exc:
             raise store_db.store_error(exc, str(self.engine.url)) from None
+
+    def no_wait_reader(self) -> sqlite3.Connection:
+        """This thread's connection to an SQLite store that reads and never waits for a
+        lock (`store.db.NoWaitReaders`); `WouldWait` on PostgreSQL."""
+        if self._no_wait is None:
+            raise WouldWait("every read of this store is a round trip")
+        return self._no_wait.connection()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

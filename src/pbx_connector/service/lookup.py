@@ -22,6 +22,7 @@ Nothing is cached: a record a sync has just written is found by the next lookup.
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +35,7 @@ from pbx_connector.domain.usernames import fold_username
 from pbx_connector.errors import ConfigError, NotFoundError, UsageError
 from pbx_connector.models.lookup import LookupResult
 from pbx_connector.models.tokens import Principal
+from pbx_connector.service.app import WouldWait
 from pbx_connector.store import lookup as lookup_store
 from pbx_connector.store.settings import (
     DEFAULTS,
@@ -124,12 +126,15 @@ class LookupService:
         #: (when read, `app.commits` then, the settings).
         self._settings: tuple[float, int, dict[str, str]] | None = None
 
-    def _current_settings(self, conn: Connection) -> dict[str, str]:
-        """The instance settings, read again after `SETTINGS_TTL` or any write."""
+    def _current_settings(self, conn: Connection | None) -> dict[str, str]:
+        """The instance settings, read again after `SETTINGS_TTL` or any write (with no
+        `conn`: `WouldWait` instead of reading them)."""
         now, commits = time.monotonic(), self.app.commits
         hit = self._settings
         if hit is not None and now - hit[0] < SETTINGS_TTL and hit[1] == commits:
             return hit[2]
+        if conn is None:
+            raise WouldWait("the settings are due to be read again")
         values = get_settings(conn)
         self._settings = (now, commits, values)
         return values
@@ -143,27 +148,37 @@ class LookupService:
         (or it is not a number at all); `UsageError` when it is empty or too long.
         `caller` is who asks over HTTP: a `phone` token only ever opens its own user's
         private phonebook (`tokens.directory_user`)."""
-        user = self.app.tokens.directory_user(caller, user)
-        text = number.strip()
-        if not text:
-            raise UsageError("give a number to look up", field="number")
-        if len(text) > MAX_NUMBER:
-            raise UsageError(f"the number is longer than {MAX_NUMBER} characters", field="number")
-        found = self._lookup(text, user)
-        if found is None:
-            raise NotFoundError(f"no name for the number {text!r}", field="number")
-        return found
+        return self._find(number, user, caller, wait=True)
+
+    def find_at_once(
+        self, number: str, *, user: str | None = None, caller: Principal | None = None
+    ) -> LookupResult | None:
+        """`find` without waiting for anything (see `name_at_once`); None when it cannot
+        answer so: then ask `find` where waiting is fine."""
+        try:
+            return self._find(number, user, caller, wait=False)
+        except WouldWait:
+            return None
 
     def name(self, number: str, *, user: str | None = None, caller: Principal | None = None) -> str:
         """The name to show for `number`, or "" when there is none: for a dialplan, which
         shows the number when the name is empty. Never refuses a number (`caller` as for
         `find`)."""
-        user = self.app.tokens.directory_user(caller, user)
-        text = number.strip()
-        if not text or len(text) > MAX_NUMBER:
-            return ""
-        found = self._lookup(text, user)
-        return "" if found is None else found.name
+        return self._name(number, user, caller, wait=True)
+
+    def name_at_once(
+        self, number: str, *, user: str | None = None, caller: Principal | None = None
+    ) -> str | None:
+        """`name` without waiting for anything, for `serve`'s event loop, where a wait
+        holds up every other request: from the settings in memory and one read of an
+        SQLite store that does not wait for its lock. None when it cannot answer so (a
+        PostgreSQL store, whose reads are round trips; the settings due to be read
+        again; a `phone` token naming its user by id or extension; the store busy):
+        then ask `name` in a thread."""
+        try:
+            return self._name(number, user, caller, wait=False)
+        except WouldWait:
+            return None
 
     def allows_client(self, address: str) -> bool:
         """Whether a client at `address` may look up without a token: it is in the
@@ -173,26 +188,61 @@ class LookupService:
             text = get_settings(conn)["lookup_clients"]
         return lookup_store.in_networks(address, _networks(text))
 
-    def _lookup(self, text: str, user: str | None) -> LookupResult | None:
-        with self.app.reading() as conn:
-            settings = self._current_settings(conn)
-            normaliser = _normaliser(settings["default_region"], settings["outside_line_prefix"])
-            asked = asked_number(text, normaliser)
-            if asked is None:
-                return None
-            owner = _owner(conn, user)
-            match = None
-            if asked.e164 is not None:
-                match = lookup_store.find(conn, "e164", asked.e164, owner)
-            elif asked.internal is not None:
-                match = lookup_store.find(conn, "internal", asked.internal, owner)
-            how = "exact"
-            if match is None and asked.internal is None and settings["lookup_match"] == "suffix":
-                count = _suffix_digits(settings["lookup_suffix_digits"])
-                if len(asked.digits) >= count:
-                    tail = asked.digits[-count:][::-1]
-                    match = lookup_store.find(conn, "suffix", tail, owner)
-                    how = "suffix"
+    def _find(
+        self, number: str, user: str | None, caller: Principal | None, *, wait: bool
+    ) -> LookupResult:
+        user = self.app.tokens.directory_user(caller, user, wait=wait)
+        text = number.strip()
+        if not text:
+            raise UsageError("give a number to look up", field="number")
+        if len(text) > MAX_NUMBER:
+            raise UsageError(f"the number is longer than {MAX_NUMBER} characters", field="number")
+        found = self._lookup(text, user, wait=wait)
+        if found is None:
+            raise NotFoundError(f"no name for the number {text!r}", field="number")
+        return found
+
+    def _name(self, number: str, user: str | None, caller: Principal | None, *, wait: bool) -> str:
+        user = self.app.tokens.directory_user(caller, user, wait=wait)
+        text = number.strip()
+        if not text or len(text) > MAX_NUMBER:
+            return ""
+        found = self._lookup(text, user, wait=wait)
+        return "" if found is None else found.name
+
+    def _lookup(self, text: str, user: str | None, *, wait: bool) -> LookupResult | None:
+        if wait:
+            with self.app.reading() as conn:
+                return self._lookup_in(conn, self._current_settings(conn), text, user)
+        settings = self._current_settings(None)
+        reader = self.app.no_wait_reader()
+        try:
+            return self._lookup_in(reader, settings, text, user)
+        except sqlite3.Error:
+            # Busy (a checkpoint resetting the log), or a failure that the same read in
+            # a thread reports properly through the store's own errors.
+            raise WouldWait("the store cannot answer at once") from None
+
+    def _lookup_in(
+        self, conn: lookup_store.Reader, settings: dict[str, str], text: str, user: str | None
+    ) -> LookupResult | None:
+        normaliser = _normaliser(settings["default_region"], settings["outside_line_prefix"])
+        asked = asked_number(text, normaliser)
+        if asked is None:
+            return None
+        owner = _owner(conn, user)
+        match = None
+        if asked.e164 is not None:
+            match = lookup_store.find(conn, "e164", asked.e164, owner)
+        elif asked.internal is not None:
+            match = lookup_store.find(conn, "internal", asked.internal, owner)
+        how = "exact"
+        if match is None and asked.internal is None and settings["lookup_match"] == "suffix":
+            count = _suffix_digits(settings["lookup_suffix_digits"])
+            if len(asked.digits) >= count:
+                tail = asked.digits[-count:][::-1]
+                match = lookup_store.find(conn, "suffix", tail, owner)
+                how = "suffix"
         if match is None:
             return None
         return LookupResult(
@@ -210,7 +260,7 @@ class LookupService:
         )
 
 
-def _owner(conn: Connection, user: str | None) -> str | None:
+def _owner(conn: lookup_store.Reader, user: str | None) -> str | None:
     """The username whose private phonebook comes first; None for no `user`, or one that
     names nobody (never an error: a PBX sends what it has)."""
     if user is None:

@@ -17,6 +17,7 @@ from pbx_connector.domain.targets import ADMIN_USERNAME
 from pbx_connector.domain.usernames import fold_username
 from pbx_connector.errors import NotFoundError, PermissionDenied, Unauthenticated, UsageError
 from pbx_connector.models.tokens import NewToken, Principal, Role, TokenView
+from pbx_connector.service.app import WouldWait
 from pbx_connector.store import tokens as token_store
 from pbx_connector.store.timestamps import aware, iso
 
@@ -187,16 +188,21 @@ class TokensService:
         if not principal.can_read:
             raise PermissionDenied(f"a {principal.role} token may only {ALLOWS[principal.role]}")
 
-    def directory_user(self, caller: Principal | None, user: str | None) -> str | None:
+    def directory_user(
+        self, caller: Principal | None, user: str | None, *, wait: bool = True
+    ) -> str | None:
         """Whose private phonebook a lookup or a directory asked by `caller` opens, given
         the `user` it asked for: for a `phone` token always its own user's (asking for
         no user, or for them by username, id or extension, is the same), and asking
         for another user is refused (`PermissionDenied`); for anyone else (None: the
-        CLI) the `user` asked for."""
+        CLI) the `user` asked for. With `wait` False, `WouldWait` where the store must
+        be read."""
         if caller is None or caller.role != "phone":
             return user
         if user is None or not user.strip() or fold_username(user.strip()) == caller.username:
             return caller.username
+        if not wait:
+            raise WouldWait("the phone's user is named by id or extension")
         with self.app.reading() as conn:
             row = token_store.user_numbers(conn, caller.username)
         if row is not None and user.strip() in (str(row.id), row.extension or ""):

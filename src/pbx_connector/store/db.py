@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,6 +142,39 @@ def import_cache(conn: Connection) -> Iterator[None]:
         # connection that cannot take this is broken and will not be pooled again.
         with contextlib.suppress(SQLAlchemyError):
             conn.exec_driver_sql(f"PRAGMA cache_size=-{DEFAULT_CACHE_KIB}")
+
+
+class NoWaitReaders:
+    """One driver connection per thread to an SQLite store, for the reads that must
+    never wait: a caller-name lookup answered on `serve`'s event loop, where waiting
+    for SQLite's lock (the busy timeout) would hold up every other request. Each reads
+    only (`query_only`) and has no busy timeout: a read that would wait raises
+    `sqlite3.OperationalError` at once, and the caller asks again where it may wait.
+    In WAL mode readers do not wait for a writer, so that is rare (a checkpoint that
+    resets the log, recovery after a crash)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: every SELECT is a read transaction of its own, which
+            # sees every write committed before it (a sync's, the next lookup after it).
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+        return conn
+
+
+def no_wait_readers(engine: Engine) -> NoWaitReaders | None:
+    """`NoWaitReaders` of an SQLite store; None for PostgreSQL, whose every read is a
+    round trip over the network and belongs in a thread."""
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or not database or database.startswith("file:"):
+        return None
+    return NoWaitReaders(database)
 
 
 def make_engine(url: str) -> Engine:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,6 +38,8 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy.engine import Dialect
 
 from pbx_connector.errors import ConfigError
 from pbx_connector.store.tables import LOOKUP_FIELDS, phonebook, reversed_column, speeddials, users
@@ -203,43 +206,66 @@ class _Compiled:
     constants: dict[str, Any]
     #: Bind names in the driver's order (None: the driver takes a dict).
     order: tuple[str, ...] | None
+    #: The names of the columns of a row, in order.
+    columns: tuple[str, ...]
 
 
-_COMPILED: dict[tuple[str, Kind, bool], _Compiled] = {}
+_COMPILED: dict[tuple[str, str, Kind, bool], _Compiled] = {}
 #: Any value of each parameter, to make the statement's constants come out when compiling.
 _SAMPLE = {"e164": "", "key": "", "key_as_given": "", "low": "", "high": "", "owner": ""}
+#: A store's connection: SQLAlchemy's, or the driver's own to an SQLite store
+#: (`store.db.NoWaitReaders`), for a lookup that must not wait.
+Reader = Connection | sqlite3.Connection
 
 
-def _compiled(conn: Connection, kind: Kind, with_owner: bool) -> _Compiled:
-    """The statement as SQL of this connection's dialect, made once per process: SQLAlchemy
-    works out a cache key for a statement on every execution, and for this union of up to
-    eleven SELECTs that took longer than SQLite takes to answer it."""
-    key = (conn.dialect.name, kind, with_owner)
+def _dialect(conn: Reader) -> Dialect:
+    if isinstance(conn, sqlite3.Connection):
+        return _SQLITE
+    return conn.dialect
+
+
+#: Named parameters: each is bound once, where the driver's `?` repeat them per SELECT.
+_SQLITE = sqlite_dialect(paramstyle="named")
+
+
+def _compiled(dialect: Dialect, kind: Kind, with_owner: bool) -> _Compiled:
+    """The statement as SQL of `dialect`, made once per process: SQLAlchemy works out a
+    cache key for a statement on every execution, and for this union of up to eleven
+    SELECTs that took longer than SQLite takes to answer it."""
+    key = (dialect.name, dialect.paramstyle, kind, with_owner)
     found = _COMPILED.get(key)
     if found is None:
-        compiled = statement(kind, with_owner).compile(dialect=conn.dialect)
+        compiled = statement(kind, with_owner).compile(dialect=dialect)
         asked = set(_SAMPLE)
         constants = {k: v for k, v in compiled.construct_params(_SAMPLE).items() if k not in asked}
         order = tuple(compiled.positiontup) if compiled.positional else None
-        found = _COMPILED[key] = _Compiled(str(compiled), constants, order)
+        columns = tuple(c.key for c in statement(kind, with_owner).selected_columns)
+        found = _COMPILED[key] = _Compiled(str(compiled), constants, order, columns)
     return found
 
 
-def find(conn: Connection, kind: Kind, value: str, owner: str | None = None) -> Match | None:
+def _first(conn: Reader, made: _Compiled, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The first row of the statement, by column name."""
+    if isinstance(conn, Connection):
+        args = params if made.order is None else tuple(params[n] for n in made.order)
+        row = conn.exec_driver_sql(made.sql, args).first()
+        return None if row is None else dict(row._mapping)
+    # The driver's own cursor (`store.db.NoWaitReaders`): SQLAlchemy's result object
+    # costs more than SQLite takes to answer.
+    got = conn.execute(made.sql, params).fetchone()
+    return None if got is None else dict(zip(made.columns, got, strict=True))
+
+
+def find(conn: Reader, kind: Kind, value: str, owner: str | None = None) -> Match | None:
     """The record that `value` names, by precedence (the owner's private phonebook, the
     global phonebook, users, speed dials) and then by lowest id; None when none does.
     For a suffix lookup `value` is the last digits, reversed."""
     if kind == "suffix" and key_range(value)[1] is None:
         kind = "suffix_open"
-    made = _compiled(conn, kind, bool(owner))
-    params: dict[str, Any] = {**made.constants, **parameters(kind, value, owner)}
-    if made.order is not None:
-        row = conn.exec_driver_sql(made.sql, tuple(params[n] for n in made.order)).first()
-    else:
-        row = conn.exec_driver_sql(made.sql, params).first()
-    if row is None:
+    made = _compiled(_dialect(conn), kind, bool(owner))
+    m = _first(conn, made, {**made.constants, **parameters(kind, value, owner)})
+    if m is None:
         return None
-    m = row._mapping
     source = SOURCES[int(m["rank"])]
     return Match(
         source=source,
@@ -257,13 +283,28 @@ def find(conn: Connection, kind: Kind, value: str, owner: str | None = None) -> 
     )
 
 
-def owner_of(conn: Connection, folded: str, as_given: str) -> str | None:
+_BY_USERNAME = "SELECT username FROM users WHERE username = ?"
+_BY_EXTENSION = "SELECT username FROM users WHERE extension = ? ORDER BY id LIMIT 1"
+
+
+def owner_of(conn: Reader, folded: str, as_given: str) -> str | None:
     """The username of the user that a lookup's `user` names: by username (`folded`),
-    else by extension (`as_given`); None when no user has either."""
-    found = conn.execute(select(users.c.username).where(users.c.username == folded)).first()
-    if found is None and as_given:
-        found = conn.execute(select(users.c.username).where(users.c.extension == as_given)).first()
-    return None if found is None else str(found.username)
+    else by extension (`as_given`, the lowest id if several have it); None when no user
+    has either."""
+    if isinstance(conn, sqlite3.Connection):
+        found = conn.execute(_BY_USERNAME, (folded,)).fetchone()
+        if found is None and as_given:
+            found = conn.execute(_BY_EXTENSION, (as_given,)).fetchone()
+        return None if found is None else str(found[0])
+    row = conn.execute(select(users.c.username).where(users.c.username == folded)).first()
+    if row is None and as_given:
+        row = conn.execute(
+            select(users.c.username)
+            .where(users.c.extension == as_given)
+            .order_by(users.c.id)
+            .limit(1)
+        ).first()
+    return None if row is None else str(row.username)
 
 
 # --- the clients that may look up without a token -----------------------------------------

@@ -1,31 +1,48 @@
 """Caller-name lookup for PBXes: `GET /lookup` (JSON) and `GET /lookup.txt` (the name alone,
 for a dialplan). Top-level paths, not under `/api/v1`: they are what a PBX is pointed at,
-and they take the token as `?token=` as well as `Authorization: Bearer` (`LookupCaller`).
+and they take the token as `?token=` as well as `Authorization: Bearer` (`caller_of`).
 The rules (normalisation, precedence, suffix matching) are the core's (`app.lookup`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from pbx_connector.api.deps import Core, LookupCaller, quick
+from pbx_connector.api.deps import at_once_or_quick, caller_of
+from pbx_connector.errors import UsageError
 from pbx_connector.models.lookup import LookupResult
+from pbx_connector.models.tokens import Principal
+from pbx_connector.service import App
 
 router = APIRouter(tags=["lookup"])
 
-Number = Annotated[
-    str,
-    Query(
-        description="the caller's number in any usual form: +49 991 12345, 0991 12345, "
+#: The query parameters of both routes, for the OpenAPI document: the routes read them
+#: from the query string themselves (`_asked`).
+PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "number",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "the caller's number in any usual form: +49 991 12345, 0991 12345, "
         "0049 991 12345, an internal number (101)",
-    ),
-]
-User = Annotated[
-    str | None,
-    Query(
-        description="the called user (username or extension): their private phonebook comes first",
-    ),
+    },
+    {
+        "name": "user",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "the called user (username or extension): their private phonebook "
+        "comes first",
+    },
+    {
+        "name": "token",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "an API token, for clients that cannot send Authorization: Bearer",
+    },
 ]
 
 
@@ -38,15 +55,34 @@ def _plus(number: str) -> str:
     return number
 
 
-@router.get("/lookup", response_model=LookupResult, responses={404: {"description": "no name"}})
-async def lookup(
-    request: Request, app: Core, who: LookupCaller, number: Number, user: User = None
-) -> Response:
+async def _asked(request: Request) -> tuple[App, Principal, str, str | None]:
+    """The core, who asks, the number and the called user, read from the request by hand:
+    FastAPI's solving of declared parameters and dependencies took longer than the
+    lookup itself (docs/benchmarks.md), and a PBX asks for every call."""
+    query = request.query_params
+    app: App = request.app.state.core
+    who = await caller_of(request, app, query.get("token"))
+    number = query.get("number")
+    if number is None:
+        raise UsageError("give the number to look up: ?number=…", field="number")
+    return app, who, _plus(number), query.get("user")
+
+
+@router.get(
+    "/lookup",
+    response_model=LookupResult,
+    responses={404: {"description": "no name"}},
+    openapi_extra={"parameters": PARAMETERS},
+)
+async def lookup(request: Request) -> Response:
     """The record a number belongs to: the called user's private phonebook first, then
     the global phonebook, users and speed dials; 404 when none has it. A phone token
     opens its own user's private phonebook (403 for another `user`)."""
-    found: LookupResult = await quick(
-        request, lambda: app.lookup.find(_plus(number), user=user, caller=who)
+    app, who, number, user = await _asked(request)
+    found: LookupResult = await at_once_or_quick(
+        request,
+        lambda: app.lookup.find_at_once(number, user=user, caller=who),
+        lambda: app.lookup.find(number, user=user, caller=who),
     )
     return Response(found.model_dump_json(), media_type="application/json")
 
@@ -55,11 +91,15 @@ async def lookup(
     "/lookup.txt",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    openapi_extra={"parameters": PARAMETERS},
 )
-async def lookup_text(
-    request: Request, app: Core, who: LookupCaller, number: Number, user: User = None
-) -> Response:
+async def lookup_text(request: Request) -> Response:
     """The name alone as plain text (UTF-8), an empty body when the number is unknown
     (or not a number): a dialplan shows the number then."""
-    name = await quick(request, lambda: app.lookup.name(_plus(number), user=user, caller=who))
+    app, who, number, user = await _asked(request)
+    name = await at_once_or_quick(
+        request,
+        lambda: app.lookup.name_at_once(number, user=user, caller=who),
+        lambda: app.lookup.name(number, user=user, caller=who),
+    )
     return Response(name, media_type="text/plain; charset=utf-8")
