@@ -212,7 +212,7 @@ class LookupService:
 
     def _lookup(self, text: str, user: str | None, *, wait: bool) -> LookupResult | None:
         if wait:
-            with self.app.reading() as conn:
+            with self.app.reading(one_snapshot=False) as conn:
                 return self._lookup_in(conn, self._current_settings(conn), text, user)
         settings = self._current_settings(None)
         reader = self.app.no_wait_reader()

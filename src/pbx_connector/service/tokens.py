@@ -153,7 +153,7 @@ class TokensService:
         now = _now()
         # Taken before the read: a write committed after it drops what is cached.
         commits, checked = self.app.commits, time.monotonic()
-        with self.app.reading() as conn:
+        with self.app.reading(one_snapshot=False) as conn:
             row = token_store.find_token(conn, token)
             if row is None or not self._active(conn, row, now):
                 raise Unauthenticated("not a valid API token (unknown, revoked or expired)")
