@@ -16,7 +16,13 @@ are not looked up. The whole number is compared; with the instance setting
 `lookup_match = suffix`, a number whose whole form matches nothing is compared by its last
 `lookup_suffix_digits` digits (for PBXes that strip or add prefixes), in the same order.
 
-Nothing is cached: a record a sync has just written is found by the next lookup.
+No record is cached: a record a sync has just written is found by the next lookup. The
+instance settings the lookup needs are kept for `SETTINGS_TTL` seconds (any write of this
+process drops them at once).
+
+`serve` answers on its event loop when it can do so without waiting
+(`name_at_once`/`find_at_once`: an SQLite store, the settings in memory), and in a thread
+otherwise: a hop to a thread costs more than the indexed read itself.
 """
 
 from __future__ import annotations
