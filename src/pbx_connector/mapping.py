@@ -184,6 +184,9 @@ class Expression:
     text: str
     fields: set[str]
     render: Callable[[Mapping[str, Any]], str]
+    #: False when the result may differ between two evaluations of the same row (see
+    #: `_IMPURE_FILTERS`, `_IMPURE_NAMES`).
+    pure: bool = True
 
 
 def _shown(text: str) -> str:
@@ -271,6 +274,21 @@ def _undeclared(ast: nodes.Template) -> set[str]:
     codegen.optimizer = None
     codegen.visit(ast)
     return codegen.undeclared_identifiers
+
+
+#: What makes an expression give another result for the same row: Jinja's `random`
+#: filter and the `lipsum` global (random words). A field named `lipsum` counts too.
+_IMPURE_FILTERS = frozenset({"random"})
+_IMPURE_NAMES = frozenset({"lipsum"})
+
+
+def _is_pure(ast: nodes.Node) -> bool:
+    """Whether the expression is a function of the row alone: evaluated twice on the same
+    row, it gives the same text (or the same error). A sync relies on it to leave a
+    record alone when its source row has not changed."""
+    if any(f.name in _IMPURE_FILTERS for f in ast.find_all(nodes.Filter)):
+        return False
+    return not any(n.name in _IMPURE_NAMES for n in ast.find_all(nodes.Name))
 
 
 def _referenced_fields(ast: nodes.Template) -> set[str]:
@@ -507,6 +525,7 @@ def compile_variable(name: str, text: str, *, fast: bool = True) -> Expression:
         loop_charge = guard(ast)
         ast.set_environment(_ENV)
         fields = _referenced_fields(ast)
+        pure = _is_pure(ast)
         template = _ENV.from_string(ast)
 
     def render(row: Mapping[str, Any]) -> str:
@@ -523,10 +542,10 @@ def compile_variable(name: str, text: str, *, fast: bool = True) -> Expression:
 
     chain = _chain_of(ast) if fast else None
     if chain is not None:
-        return Expression(name, text, fields, _render_chain(name, *chain, render))
+        return Expression(name, text, fields, _render_chain(name, *chain, render), pure)
     parts = _fast_parts(ast) if fast else None
     if parts is None:
-        return Expression(name, text, fields, render)
+        return Expression(name, text, fields, render, pure)
     if len(parts) == 1 and not isinstance(parts[0], str):
         # One expression, the usual variable: its value's text without a further call.
         only = parts[0]
@@ -541,7 +560,7 @@ def compile_variable(name: str, text: str, *, fast: bool = True) -> Expression:
                 # A filter given what it cannot take: the sandbox says what that is.
                 return render(row)
 
-        return Expression(name, text, fields, render_one)
+        return Expression(name, text, fields, render_one, pure)
     fast_render = _fast_renderer(parts)
 
     def render_fast(row: Mapping[str, Any]) -> str:
@@ -553,7 +572,7 @@ def compile_variable(name: str, text: str, *, fast: bool = True) -> Expression:
             # A filter given what it cannot take: the sandbox says what that is.
             return render(row)
 
-    return Expression(name, text, fields, render_fast)
+    return Expression(name, text, fields, render_fast, pure)
 
 
 def compile_prefilter(text: str) -> Expression | None:
@@ -575,6 +594,7 @@ def compile_prefilter(text: str) -> Expression | None:
         output = nodes.Template([nodes.Output([assign.node])])
         output.set_environment(_ENV)
         fields = _referenced_fields(output)
+        pure = _is_pure(output)
         evaluate = TemplateExpression(_ENV.from_string(tree), undefined_to_none=False)
 
     def render(row: Mapping[str, Any]) -> str:
@@ -586,7 +606,7 @@ def compile_prefilter(text: str) -> Expression | None:
         finally:
             budget_stop(token)
 
-    return Expression("pre-filter", source, fields, render)
+    return Expression("pre-filter", source, fields, render, pure)
 
 
 @dataclass
@@ -616,6 +636,14 @@ class RowMapper:
         if self.prefilter:
             used |= self.prefilter.fields
         return used
+
+    @property
+    def pure(self) -> bool:
+        """Whether every variable and the pre-filter are functions of the row alone."""
+        expressions = list(self.variables.values())
+        if self.prefilter is not None:
+            expressions.append(self.prefilter)
+        return all(e.pure for e in expressions)
 
     def missing_fields(self, available: Iterable[str]) -> list[tuple[str, str]]:
         """(expression name, field) for each field an expression reads that the source lacks."""

@@ -20,9 +20,11 @@ What each kind adds (documented in docs/directories.md):
 
 from __future__ import annotations
 
+import hashlib
+import marshal
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import ldap
@@ -66,10 +68,26 @@ class LdapQuery:
     group: str = ""
 
 
+@dataclass(slots=True)
+class DirectoryRow(SourceRow):
+    """A row of a search whose entries are digested as received (see
+    `LdapSource.digest_entries`): `digest` is its entry's. An entry its `known` test
+    recognised is not made into a row: `known` is set and `data` is empty."""
+
+    digest: bytes | None = None
+    known: bool = False
+
+
+#: What `_digested` gives for a page entry: (DN, row data or None when known, digest).
+_Digested = tuple[str, dict[str, RowValue] | None, bytes]
+
+
 class LdapSource:
     """Entries of one search as rows."""
 
     open_ended = True
+    #: Set by `digest_entries`: the hash to copy for each entry, and the known test.
+    _digests: tuple[hashlib.blake2b, Callable[[bytes], bool]] | None = None
 
     def __init__(
         self,
@@ -88,13 +106,26 @@ class LdapSource:
     def fields(self) -> list[str]:
         return [DN_FIELD, *(self.attributes or [])]
 
+    def digest_entries(self, base: hashlib.blake2b, known: Callable[[bytes], bool]) -> bool:
+        """Give every row (a `DirectoryRow`) the digest of its entry as the server sent it:
+        a copy of `base` over the DN and the attributes with their raw values, in the
+        order received, before anything is decoded. An entry for which `known(digest)`
+        is true is not decoded into a row at all (a sync asks this for the entries that
+        records were made from unchanged, the bulk of a re-sync). Only a search for
+        named attributes digests (not the preview's search for all): returns whether
+        this one will."""
+        if self.attributes is None:
+            return False
+        self._digests = (base, known)
+        return True
+
     def rows(self) -> Iterator[SourceRow]:
+        if self._digests is not None and self.attributes is not None:
+            yield from self._digested_rows(self.attributes, *self._digests)
+            return
         wanted = self.attributes
         with connection(self.settings) as conn:
-            filterstr = self.query.filter
-            if self.query.group:
-                group_dn = _group_dn(conn, self.query)
-                filterstr = f"(&{filterstr}(memberOf:{IN_CHAIN}:={escape_filter_value(group_dn)}))"
+            filterstr = self._filter(conn)
             # "1.1" asks for no attributes at all (RFC 4511), when only the DN is used.
             attrlist = ["*", *self.extra] if wanted is None else (wanted or ["1.1"])
             build = _all_attributes if wanted is None else RowBuilder(DN_FIELD, wanted)
@@ -113,6 +144,46 @@ class LdapSource:
                 for dn, data in page:
                     n += 1
                     yield SourceRow(n, data, ref=dn)
+
+    def _digested_rows(
+        self, wanted: list[str], base: hashlib.blake2b, known: Callable[[bytes], bool]
+    ) -> Iterator[SourceRow]:
+        build = RowBuilder(DN_FIELD, wanted)
+
+        def convert(dn: str, entry: dict[str, list[bytes]]) -> _Digested:
+            h = base.copy()
+            # marshal version 2 writes no back-references: the same entry, the same bytes.
+            h.update(marshal.dumps((dn, entry), 2))
+            digest = h.digest()
+            return dn, (None if known(digest) else build(dn, entry)), digest
+
+        with connection(self.settings) as conn:
+            filterstr = self._filter(conn)
+            pages = search_pages(
+                conn,
+                self.query.base_dn,
+                self.query.scope,
+                filterstr,
+                wanted or ["1.1"],
+                convert,
+                self.query.page_size,
+                self.settings.timeout,
+            )
+            n = 0
+            for page in pages:
+                for dn, data, digest in page:
+                    n += 1
+                    if data is None:
+                        yield DirectoryRow(n, {}, ref=dn, digest=digest, known=True)
+                    else:
+                        yield DirectoryRow(n, data, ref=dn, digest=digest)
+
+    def _filter(self, conn: ldap.ldapobject.LDAPObject) -> str:
+        filterstr = self.query.filter
+        if self.query.group:
+            group_dn = _group_dn(conn, self.query)
+            filterstr = f"(&{filterstr}(memberOf:{IN_CHAIN}:={escape_filter_value(group_dn)}))"
+        return filterstr
 
 
 def _attribute_list(names: Sequence[str]) -> list[str]:

@@ -30,7 +30,14 @@ from pbx_connector.store.tables import (
 StoredRow = Mapping[Any, Any]
 
 #: Columns a listing shows besides the fields; secrets are shown only as "set or not".
-_SYSTEM = ("origin_profile_id", "origin_key", "content_hash", "created_at", "updated_at")
+_SYSTEM = (
+    "origin_profile_id",
+    "origin_key",
+    "content_hash",
+    "source_hash",
+    "created_at",
+    "updated_at",
+)
 
 #: The largest limit a store takes (a signed 64-bit integer, SQL's BIGINT).
 MAX_LIMIT = 2**63 - 1
@@ -224,8 +231,9 @@ def insert_record(conn: Connection, target: str, clean: CleanRecord) -> int:
 
 
 def update_record(conn: Connection, target: str, record_id: int, clean: CleanRecord) -> None:
-    """A hand edit. An imported record keeps its origin but loses its content hash, so the
-    next run of its profile writes the source's values again."""
+    """A hand edit. An imported record keeps its origin but loses its content hash (and
+    its source row's digest), so the next run of its profile writes the source's values
+    again."""
     spec = TARGETS[target]
     current = get_row(conn, target, record_id)
     if (
@@ -245,7 +253,7 @@ def update_record(conn: Connection, target: str, record_id: int, clean: CleanRec
         conn.execute(
             update(table)
             .where(table.c.id == record_id)
-            .values(**row, content_hash=None, updated_at=datetime.now(UTC))
+            .values(**row, content_hash=None, source_hash=None, updated_at=datetime.now(UTC))
         )
     except IntegrityError as exc:
         raise _clash(exc, target, row) from None
@@ -270,15 +278,22 @@ def usernames(conn: Connection) -> set[str]:
 
 def iter_own_index(
     conn: Connection, target: str, profile_id: int
-) -> Iterator[tuple[str, int, str | None]]:
-    """(origin key, record id, content hash) of every record this profile imported,
-    streamed: the caller keeps them compactly (see sync.keyindex)."""
+) -> Iterator[tuple[str, int, str | None, str | None]]:
+    """(origin key, record id, content hash, source row digest) of every record this
+    profile imported, streamed: the caller keeps them compactly (see sync.keyindex)."""
     table = table_for(target)
-    query = select(table.c.origin_key, table.c.id, table.c.content_hash).where(
+    query = select(table.c.origin_key, table.c.id, table.c.content_hash, table.c.source_hash).where(
         table.c.origin_profile_id == profile_id
     )
     # Handed on as they come: named access on each row cost more than the rest of the loop.
     yield from conn.execution_options(yield_per=5000).execute(query)
+
+
+def origin_key(conn: Connection, target: str, record_id: int) -> str:
+    """The key a record has at the profile that imported it ("" if none)."""
+    table = table_for(target)
+    found = conn.execute(select(table.c.origin_key).where(table.c.id == record_id)).scalar()
+    return found or ""
 
 
 def reserved_roles(
@@ -363,6 +378,21 @@ def update_many(conn: Connection, target: str, rows: list[dict[str, Any]]) -> No
     conn.execute(
         stmt, [{f"b{k}" if k == "_id" else f"b_{k}": v for k, v in r.items()} for r in rows]
     )
+
+
+def set_source_hashes(conn: Connection, target: str, hashes: Iterable[tuple[int, str]]) -> None:
+    """Store the source row digest of records whose values stay as they are (record id,
+    digest), in batches; nothing else of them changes, not even `updated_at`."""
+    table = table_for(target)
+    stmt = update(table).where(table.c.id == bindparam("b_id")).values(source_hash=bindparam("b_h"))
+    batch: list[dict[str, Any]] = []
+    for record_id, digest in hashes:
+        batch.append({"b_id": record_id, "b_h": digest})
+        if len(batch) >= 1000:
+            conn.execute(stmt, batch)
+            batch = []
+    if batch:
+        conn.execute(stmt, batch)
 
 
 def delete_many(conn: Connection, target: str, ids: Sequence[int]) -> None:

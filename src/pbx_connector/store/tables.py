@@ -158,6 +158,11 @@ def _origin_columns() -> list[Column]:  # type: ignore[type-arg]
         # Keyed hash of the values the profile last wrote; NULL after a hand edit so
         # that the next sync writes the source's values again.
         Column("content_hash", String(64), nullable=True),
+        # Keyed digest of the source row the values came from, and of everything that
+        # decides what a row maps to (see sync.plan.SourceDigests): a re-sync that meets
+        # the same row again leaves the record as it is without mapping it. Written and
+        # cleared together with content_hash.
+        Column("source_hash", String(32), nullable=True),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
         # The folded text the record is found by (domain.search); a trigram index over it

@@ -48,6 +48,7 @@ def apply_plan(
             continue
         columns = _columns(spec, write)
         columns["content_hash"] = write.content_hash
+        columns["source_hash"] = write.source_hash
         columns["updated_at"] = now
         if write.action == "create":
             columns.update(origin_profile_id=profile_id, origin_key=write.key, created_at=now)
@@ -75,6 +76,8 @@ def apply_plan(
     # again from all that the record holds now.
     refresh_search_text(conn, plan.target, updated)
     store.insert_many(conn, plan.target, creates)
+    # Records that stay as they are, with the digest of the row they were found in.
+    store.set_source_hashes(conn, plan.target, plan.kept_sources())
     if plan.counts["created"]:
         index_new(conn, table, before)
     if progress is not None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import marshal
 import math
 import os
 import pickle
 import socket
+import sys
 import tempfile
+from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, NamedTuple
@@ -35,7 +38,7 @@ from pbx_connector.sources.base import RowValue, Source
 from pbx_connector.store import records as store
 from pbx_connector.store.db import private_dir
 from pbx_connector.store.runs import pid_alive
-from pbx_connector.sync.keyindex import KeyIndex, digest_fingerprint
+from pbx_connector.sync.keyindex import KeyIndex, digest_fingerprint, source_fingerprint
 
 Action = Literal["create", "update", "delete", "conflict", "invalid"]
 
@@ -102,6 +105,8 @@ class Write(NamedTuple):
     values: dict[str, Any]
     e164: dict[str, str | None]
     content_hash: str
+    #: The digest of the source row (hex, see `SourceDigests`); None when there is none.
+    source_hash: str | None = None
 
 
 SPOOL_DIR = "spool"
@@ -199,6 +204,21 @@ class Plan:
     #: The `ref` (a DN) of the row being planned; errors and warnings carry it, so that a
     #: directory row is named by its entry rather than by its ordinal alone.
     current_ref: str | None = None
+    #: Records whose values stay as they are but whose stored source row digest is not
+    #: the one of this run's row (none yet, or a row that changed in a way that does not
+    #: change the record): ids, and their digests 16 bytes each. Apply stores them.
+    source_ids: array[int] = field(default_factory=lambda: array("q"))
+    source_digests: bytearray = field(default_factory=bytearray)
+
+    def keep_source(self, record_id: int, digest: bytes) -> None:
+        self.source_ids.append(record_id)
+        self.source_digests += digest
+
+    def kept_sources(self) -> Iterator[tuple[int, str]]:
+        """(record id, source row digest in hex) of each `keep_source`."""
+        digests = self.source_digests
+        for n, record_id in enumerate(self.source_ids):
+            yield record_id, digests[16 * n : 16 * n + 16].hex()
 
     @property
     def pending(self) -> int:
@@ -275,6 +295,48 @@ class Hasher:
         return self.digest(values, names).hex()
 
 
+#: Bump when a source row digest stops meaning what it meant (what it covers, or how a
+#: row is mapped, changes in a way the fingerprints do not show): every row of every
+#: profile is then mapped again once.
+SOURCE_DIGEST_VERSION = "1"
+
+
+class SourceDigests:
+    """Keyed digests of source rows, so that a re-sync that meets a row it has seen before
+    leaves the record made from it alone without mapping, validating or hashing it.
+
+    A record keeps the digest of the row it was last written (or found unchanged) from;
+    the key covers the instance's hash key and `fingerprint`: everything besides the row
+    that decides what the row becomes (the profile's source, target, settings, variables
+    and pre-filter, the phone rules, the content hash's own fingerprint), this code's
+    `SOURCE_DIGEST_VERSION` and the Python version (rows are serialised by `marshal`).
+    A change to any of them makes every digest new, so every row is mapped again.
+
+    Two kinds of digest, never equal to each other: `row`, over a row as any source gives
+    it, and `entries`, the base a source may copy to digest what it received before
+    turning it into a row (see `sources.ldap.LdapSource.digest_entries`)."""
+
+    def __init__(self, key: bytes, fingerprint: str) -> None:
+        base = hashlib.blake2b(key=key, digest_size=16)
+        version = f"{SOURCE_DIGEST_VERSION}|{sys.version_info[0]}.{sys.version_info[1]}|"
+        base.update((version + fingerprint).encode("utf-8", "surrogatepass"))
+        self.entries = base.copy()
+        self.entries.update(b"\x00entry")
+        self._rows = base.copy()
+        self._rows.update(b"\x00row")
+
+    def row(self, data: dict[str, RowValue]) -> bytes | None:
+        """The digest of a row's fields (names, values and their order); None for a row
+        holding something `marshal` does not write."""
+        try:
+            payload = marshal.dumps(data, 2)  # version 2: no references, so stable
+        except ValueError:
+            return None
+        h = self._rows.copy()
+        h.update(payload)
+        return h.digest()
+
+
 def _key_of(
     key_fields: tuple[str, ...],
     lowered: frozenset[str],
@@ -323,6 +385,12 @@ class PlanInput:
     #: Secrets (passwords, PINs) in the spool: "hash" them (a run that writes), or
     #: "drop" them (a dry run, which writes nothing).
     secrets: Literal["hash", "drop"] = "hash"
+    #: What besides the row decides what it maps to (see `SourceDigests`); None: keep no
+    #: source row digests (each row is mapped, and a record written gets none).
+    source_fingerprint: str | None = None
+    #: Leave a record alone when its source row's digest is the stored one. False in a
+    #: forced run: every row is mapped (and its digest stored all the same).
+    match_digests: bool = True
 
 
 def build_plan(
@@ -355,8 +423,7 @@ def _fill(
         if n in spec.field_names and spec.spec(n).kind in ("username", "owner")
     )
     index = KeyIndex()
-    for key, rid, chash in store.iter_own_index(conn, pin.target, pin.profile_id):
-        index.add_existing(key, rid, chash)
+    index.load(store.iter_own_index(conn, pin.target, pin.profile_id))
     plan.existing = index.existing
     foreign = store.foreign_identities(conn, pin.target, pin.profile_id)
     owners = store.usernames(conn) if pin.target == "phonebook" else set()
@@ -368,6 +435,15 @@ def _fill(
     mapper = pin.mapper
     accepts = mapper.accepts if mapper.prefilter is not None else None
     key_of = key_function(key_fields, lowered, frozenset(mapper.variables))
+    digests = (
+        SourceDigests(pin.hash_key, pin.source_fingerprint)
+        if pin.source_fingerprint is not None and mapper.pure
+        else None
+    )
+    match = digests is not None and pin.match_digests
+    # A source that digests what it receives, before making rows of it, is asked to: it
+    # then need not make a row of an entry that a record was made from unchanged.
+    entry_digests = digests is not None and _digest_entries(source, digests, index, match)
     # Rows that failed before their key was known: their records cannot be told apart
     # from records that left the source, so a mirror run then deletes nothing.
     unkeyed = 0
@@ -384,6 +460,19 @@ def _fill(
             plan.error("invalid", line, None, row.error)
             unkeyed += 1
             continue
+        source_digest: bytes | None = None
+        if digests is not None:
+            source_digest = getattr(row, "digest", None) if entry_digests else digests.row(row.data)
+            if match and source_digest is not None:
+                if index.claim(source_digest):
+                    plan.counts["unchanged"] += 1
+                    continue
+                if getattr(row, "known", False):
+                    # Recognised when its page came, but an earlier row has since taken
+                    # the record's key: the row is that record's, so it is a duplicate.
+                    key = store.origin_key(conn, pin.target, index.record_of(source_digest))
+                    _duplicate(plan, line, key_fields, key)
+                    continue
         try:
             if accepts is not None and not accepts(row.data):
                 plan.counts["skipped"] += 1
@@ -400,21 +489,16 @@ def _fill(
             )
             unkeyed += 1
             continue
-        duplicate, rid, print_ = index.see(key)
+        duplicate, rid, print_, stored_source = index.see_key(key)
         if duplicate:
-            plan.error(
-                "invalid",
-                line,
-                key_fields[0],
-                f"duplicate key {show_key(key)!r}: an earlier row has the same "
-                f"{', '.join(key_fields)}",
-                key=show_key(key),
-            )
+            _duplicate(plan, line, key_fields, key)
             continue
         digest = hasher.digest(values, managed)
         # rid: the id of the record this profile made for the key before (0: none yet).
         if rid and print_ == digest_fingerprint(digest):
             plan.counts["unchanged"] += 1
+            if source_digest is not None and stored_source != source_fingerprint(source_digest):
+                plan.keep_source(rid, source_digest)
             continue
         content_hash = digest.hex()
         try:
@@ -482,6 +566,7 @@ def _fill(
             written,
             clean.e164,
             content_hash,
+            None if source_digest is None else source_digest.hex(),
         )
         plan.spool.append(write)
         plan.counts[action + "d"] += 1
@@ -516,6 +601,30 @@ def _fill(
     _fill_diffs(conn, spec, updates_for_diff)
     _labels_for_deletes(conn, spec, plan)
     _safety(plan, pin.settings)
+
+
+def _duplicate(plan: Plan, line: int, key_fields: tuple[str, ...], key: str) -> None:
+    plan.error(
+        "invalid",
+        line,
+        key_fields[0],
+        f"duplicate key {show_key(key)!r}: an earlier row has the same {', '.join(key_fields)}",
+        key=show_key(key),
+    )
+
+
+def _never(digest: bytes) -> bool:
+    return False
+
+
+def _digest_entries(source: Source, digests: SourceDigests, index: KeyIndex, match: bool) -> bool:
+    """Ask `source` for the digests of what it receives (`digest_entries(base, known)`),
+    if it offers them; whether it does. `known` tells it which entries it need not make
+    rows of (none unless `match`): their rows come with `known` set and no data."""
+    offer = getattr(source, "digest_entries", None)
+    if not callable(offer):
+        return False
+    return bool(offer(digests.entries, index.knows if match else _never))
 
 
 def _without_plain_secrets(

@@ -356,6 +356,9 @@ def _plan_with_state(
         normaliser=normaliser,
         hash_key=hash_key(),
         fingerprint=fingerprint,
+        source_fingerprint=_source_fingerprint(profile, mapper, fingerprint),
+        # A forced run maps every row, whether its source row changed or not.
+        match_digests=not force,
         # A dry run writes nothing: its spool needs no secrets; a real one spools them
         # hashed, so that a spool left behind by a kill holds no password.
         secrets="drop" if dry_run else "hash",
@@ -370,6 +373,29 @@ def _fingerprint(profile: Profile, normaliser: PhoneNormaliser) -> str:
     if digits := profile.settings.get("extension_digits", "").strip():
         parts.append(f"ext{digits}")  # only when set: profiles without it keep their hashes
     return "|".join(parts)
+
+
+def _source_fingerprint(profile: Profile, mapper: RowMapper, fingerprint: str) -> str | None:
+    """Everything besides a source row that decides what the row becomes (see
+    `sync.plan.SourceDigests`): the profile's template, source, target, mode and
+    settings, its variables and pre-filter as compiled (with an `auth` the profile adds),
+    the phone rules and the content hash's fingerprint. None when an expression may
+    give another result for the same row (`random`): then every row is mapped."""
+    if not mapper.pure:
+        return None
+    return json.dumps(
+        [
+            profile.template,
+            profile.source,
+            profile.target,
+            profile.mode,
+            profile.settings,
+            {name: e.text for name, e in mapper.variables.items()},
+            mapper.prefilter.text if mapper.prefilter is not None else "",
+            fingerprint,
+        ],
+        sort_keys=True,
+    )
 
 
 def _apply(
