@@ -89,19 +89,28 @@ def test_directory_rows_carry_the_digest_of_their_entry(
         profile = get_profile(conn, "dir")
     source = open_source(profile.source, profile.settings, profile.secrets, ["uid", "sn"])
     seen: list[bytes] = []
+    taken: list[bytes] = []
 
     def known(digest: bytes) -> bool:
         seen.append(digest)
-        return len(seen) == 2  # the second entry is "known": it comes without data
+        return len(seen) in (2, 3)  # the second and third entries come without data
 
-    assert source.digest_entries(hashlib.blake2b(digest_size=16), known)  # type: ignore[attr-defined]
+    def take(digest: bytes) -> bool:
+        taken.append(digest)
+        return len(taken) == 1  # the second is dealt with, the third is not
+
+    offer = source.digest_entries  # type: ignore[attr-defined]
+    assert offer(hashlib.blake2b(digest_size=16), known, take)
     rows = list(source.rows())
-    assert all(isinstance(r, DirectoryRow) for r in rows)
-    assert [r.digest for r in rows] == seen  # type: ignore[attr-defined]
     assert len(set(seen)) == 3
-    assert [r.known for r in rows] == [False, True, False]  # type: ignore[attr-defined]
-    assert rows[1].data == {} and rows[0].data["uid"] and rows[2].data["sn"]
-    assert [r.ref for r in rows] == [f"uid={u},{directory.dn}" for u in ("anna", "bert", "cleo")]
+    assert taken == seen[1:]
+    assert all(isinstance(r, DirectoryRow) for r in rows)
+    assert [(r.line, r.digest, r.known) for r in rows] == [  # type: ignore[attr-defined]
+        (1, seen[0], False),
+        (3, seen[2], True),
+    ]
+    assert rows[0].data["uid"] == "anna" and rows[1].data == {}
+    assert [r.ref for r in rows] == [f"uid={u},{directory.dn}" for u in ("anna", "cleo")]
 
 
 def test_an_unchanged_directory_is_left_alone_and_changes_still_arrive(

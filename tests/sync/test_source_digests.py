@@ -309,17 +309,20 @@ class _DigestingSource:
         self.data = rows
         self.digested = False
         self._known: Callable[[bytes], bool] | None = None
+        self._take: Callable[[bytes], bool] | None = None
         self._base: Any = None
 
     def fields(self) -> list[str]:
         return list(self.data[0])
 
-    def digest_entries(self, base: Any, known: Callable[[bytes], bool]) -> bool:
-        self._base, self._known = base, known
+    def digest_entries(
+        self, base: Any, known: Callable[[bytes], bool], take: Callable[[bytes], bool]
+    ) -> bool:
+        self._base, self._known, self._take = base, known, take
         return True
 
     def rows(self) -> Iterator[SourceRow]:
-        assert self._known is not None
+        assert self._known is not None and self._take is not None
         # Every entry of a page is digested (and tested) before the page is handed on.
         digests = []
         for data in self.data:
@@ -329,7 +332,10 @@ class _DigestingSource:
         known = [self._known(d) for d in digests]
         pages = zip(self.data, digests, known, strict=True)
         for n, (data, digest, is_known) in enumerate(pages, 1):
-            yield DirectoryRow(n, {} if is_known else data, digest=digest, known=is_known)
+            if not is_known:
+                yield DirectoryRow(n, data, digest=digest)
+            elif not self._take(digest):
+                yield DirectoryRow(n, {}, digest=digest, known=True)
 
 
 def _plan_input(engine: Engine, mapper: Any) -> PlanInput:

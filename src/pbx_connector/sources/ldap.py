@@ -72,7 +72,7 @@ class LdapQuery:
 class DirectoryRow(SourceRow):
     """A row of a search whose entries are digested as received (see
     `LdapSource.digest_entries`): `digest` is its entry's. An entry its `known` test
-    recognised is not made into a row: `known` is set and `data` is empty."""
+    recognised, but which `take` then did not take, comes with `known` set and no data."""
 
     digest: bytes | None = None
     known: bool = False
@@ -86,8 +86,8 @@ class LdapSource:
     """Entries of one search as rows."""
 
     open_ended = True
-    #: Set by `digest_entries`: the hash to copy for each entry, and the known test.
-    _digests: tuple[hashlib.blake2b, Callable[[bytes], bool]] | None = None
+    #: Set by `digest_entries`: the hash to copy for each entry, `known` and `take`.
+    _digests: tuple[hashlib.blake2b, Callable[[bytes], bool], Callable[[bytes], bool]] | None = None
 
     def __init__(
         self,
@@ -106,17 +106,25 @@ class LdapSource:
     def fields(self) -> list[str]:
         return [DN_FIELD, *(self.attributes or [])]
 
-    def digest_entries(self, base: hashlib.blake2b, known: Callable[[bytes], bool]) -> bool:
+    def digest_entries(
+        self,
+        base: hashlib.blake2b,
+        known: Callable[[bytes], bool],
+        take: Callable[[bytes], bool],
+    ) -> bool:
         """Give every row (a `DirectoryRow`) the digest of its entry as the server sent it:
         a copy of `base` over the DN and the attributes with their raw values, in the
-        order received, before anything is decoded. An entry for which `known(digest)`
-        is true is not decoded into a row at all (a sync asks this for the entries that
-        records were made from unchanged, the bulk of a re-sync). Only a search for
-        named attributes digests (not the preview's search for all): returns whether
-        this one will."""
+        order received, before anything is decoded.
+
+        An entry for which `known(digest)` is true when its page arrives is not decoded
+        at all (a sync says so of the entries that records were made from unchanged, the
+        bulk of a re-sync). Where its row would come, `take(digest)` is asked: true, and
+        there is no row for it (the caller has dealt with it); false, and its row comes
+        with `known` set and no data. Only a search for named attributes digests (not
+        the preview's search for all): returns whether this one will."""
         if self.attributes is None:
             return False
-        self._digests = (base, known)
+        self._digests = (base, known, take)
         return True
 
     def rows(self) -> Iterator[SourceRow]:
@@ -146,7 +154,11 @@ class LdapSource:
                     yield SourceRow(n, data, ref=dn)
 
     def _digested_rows(
-        self, wanted: list[str], base: hashlib.blake2b, known: Callable[[bytes], bool]
+        self,
+        wanted: list[str],
+        base: hashlib.blake2b,
+        known: Callable[[bytes], bool],
+        take: Callable[[bytes], bool],
     ) -> Iterator[SourceRow]:
         build = RowBuilder(DN_FIELD, wanted)
 
@@ -174,7 +186,8 @@ class LdapSource:
                 for dn, data, digest in page:
                     n += 1
                     if data is None:
-                        yield DirectoryRow(n, {}, ref=dn, digest=digest, known=True)
+                        if not take(digest):
+                            yield DirectoryRow(n, {}, ref=dn, digest=digest, known=True)
                     else:
                         yield DirectoryRow(n, data, ref=dn, digest=digest)
 

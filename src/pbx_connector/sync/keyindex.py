@@ -52,16 +52,20 @@ def source_fingerprint(digest: bytes) -> int:
     return int.from_bytes(digest[:8], "big", signed=True) or 1
 
 
+_HALF = 1 << 64
+_SIGN = 1 << 63
+
+
 def _source_halves(source_hash: str) -> tuple[int, int]:
-    """A stored source row digest (hex) as (fingerprint, the other 64 bits); (0, 0) for a
-    malformed one, which then matches no row."""
+    """A stored source row digest (32 hex digits) as (`source_fingerprint`, the other 64
+    bits, signed); (0, 0) for a malformed one, which then matches no row."""
     try:
-        raw = bytes.fromhex(source_hash)
+        value = int(source_hash, 16)
     except ValueError:
         return 0, 0
-    if len(raw) != 16:
-        return 0, 0
-    return source_fingerprint(raw), int.from_bytes(raw[8:], "big", signed=True)
+    high, low = value >> 64, value & (_HALF - 1)
+    high = (high - _HALF if high >= _SIGN else high) or 1
+    return high, low - _HALF if low >= _SIGN else low
 
 
 class _Table:
@@ -146,6 +150,9 @@ class KeyIndex:
         self._seen = bytearray()
         self._by_key: _Table | None = None
         self._by_source: _Table | None = None
+        #: Digest → slot of what `knows` found, until `claim` takes it: a source tests a
+        #: page of entries before handing on their rows, and each lookup costs.
+        self._known: dict[bytes, int] = {}
         self.existing = 0
 
     def __len__(self) -> int:
@@ -168,12 +175,17 @@ class KeyIndex:
             add_key(hash(key) or 1)
             if content_hash:
                 add_print(int(content_hash[:16], 16) or 1)
-                high, low = _source_halves(source_hash) if source_hash else (0, 0)
+                if source_hash and len(source_hash) == 32:
+                    high, low = _source_halves(source_hash)
+                    add_source(high)
+                    add_low(low)
+                else:
+                    add_source(0)
+                    add_low(0)
             else:
                 add_print(0)
-                high = low = 0
-            add_source(high)
-            add_low(low)
+                add_source(0)
+                add_low(0)
             n += 1
         self._seen.extend(bytes(n))
         self.existing += n
@@ -229,13 +241,21 @@ class KeyIndex:
 
     def knows(self, digest: bytes) -> bool:
         """Whether `claim(digest)` would find a record now (nothing is marked)."""
-        return self._by_digest(digest) >= 0
+        n = self._by_digest(digest)
+        if n < 0:
+            return False
+        self._known[digest] = n
+        return True
 
     def claim(self, digest: bytes) -> int:
         """The id of the owned record, not yet seen, that was made from a source row with
         this digest (and holds a content hash), now marked as seen; 0 if there is none."""
-        n = self._by_digest(digest)
+        n = self._known.pop(digest, -1)
         if n < 0:
+            n = self._by_digest(digest)
+            if n < 0:
+                return 0
+        elif self._seen[n]:
             return 0
         self._seen[n] = 1
         return self._ids[n]

@@ -443,7 +443,9 @@ def _fill(
     match = digests is not None and pin.match_digests
     # A source that digests what it receives, before making rows of it, is asked to: it
     # then need not make a row of an entry that a record was made from unchanged.
-    entry_digests = digests is not None and _digest_entries(source, digests, index, match)
+    entry_digests = digests is not None and _digest_entries(
+        source, digests, index, plan, progress if match else None, match
+    )
     # Rows that failed before their key was known: their records cannot be told apart
     # from records that left the source, so a mirror run then deletes nothing.
     unkeyed = 0
@@ -617,14 +619,40 @@ def _never(digest: bytes) -> bool:
     return False
 
 
-def _digest_entries(source: Source, digests: SourceDigests, index: KeyIndex, match: bool) -> bool:
-    """Ask `source` for the digests of what it receives (`digest_entries(base, known)`),
-    if it offers them; whether it does. `known` tells it which entries it need not make
-    rows of (none unless `match`): their rows come with `known` set and no data."""
+def _digest_entries(
+    source: Source,
+    digests: SourceDigests,
+    index: KeyIndex,
+    plan: Plan,
+    progress: Callable[[int], None] | None,
+    match: bool,
+) -> bool:
+    """Ask `source` for the digests of what it receives (`digest_entries(base, known,
+    take)`), if it offers them; whether it does.
+
+    `known(digest)`, asked as a page arrives, tells the source which entries it need not
+    make rows of (none unless `match`). `take(digest)`, asked where such an entry comes
+    in the order of rows, counts it as read and unchanged, its record as seen, and says
+    True; the source then yields nothing for it. If it says False (an earlier row took
+    the record in the meantime), the source yields the row with `known` set and no data,
+    and the loop reports it."""
     offer = getattr(source, "digest_entries", None)
     if not callable(offer):
         return False
-    return bool(offer(digests.entries, index.knows if match else _never))
+    if not match:
+        return bool(offer(digests.entries, _never, _never))
+    counts, claim = plan.counts, index.claim
+
+    def take(digest: bytes) -> bool:
+        if not claim(digest):
+            return False
+        plan.rows_read += 1
+        counts["unchanged"] += 1
+        if progress is not None and plan.rows_read % 1000 == 0:
+            progress(plan.rows_read)
+        return True
+
+    return bool(offer(digests.entries, index.knows, take))
 
 
 def _without_plain_secrets(
