@@ -31,6 +31,10 @@ The run records are read from the SQLite store directly (read-only), because
 ``runs NAME --json`` is run once and its ids, triggers, statuses and counts are checked
 against what was read. Target: the median of the scheduled re-syncs at most 1.5 × the
 limit (the max is shown too). Nothing is asserted.
+
+With ``--profile``, 3 more unchanged re-syncs of the same profile then run in one fresh
+process (``run_profile`` through the library, after one untimed run) under cProfile, and
+the top functions by own and by cumulative time are printed: where a re-sync's time goes.
 """
 
 from __future__ import annotations
@@ -348,7 +352,7 @@ def print_invalid(report: dict[str, Any]) -> None:
 # --- main ----------------------------------------------------------------------------
 
 
-def benchmark(env: Env, users: int, wanted: int) -> None:
+def benchmark(env: Env, users: int, wanted: int, profile: bool = False) -> None:
     print(f"slapd: {env.server.uri} (StartTLS), {env.server.entry_count:,} entries loaded")
     print(f"search: base {env.base_dn}, filter {FILTER}, pages of {PAGE_SIZE}")
     defaults = {s.name: s.default for s in get_template(TEMPLATE).settings}
@@ -436,6 +440,34 @@ def benchmark(env: Env, users: int, wanted: int) -> None:
         print("serve log errors:")
         for line in errors:
             print(f"  {line}")
+    if profile:
+        profile_resyncs(env, home, db)
+
+
+#: Run by `profile_resyncs` in a fresh process: argv is the store's URL and the profile.
+PROFILE_SCRIPT: Final = """
+import cProfile, pstats, sys
+from pbx_connector.store.db import open_store_engine
+from pbx_connector.sync.runner import run_profile
+engine = open_store_engine(sys.argv[1])
+run_profile(engine, sys.argv[2])
+profiler = cProfile.Profile()
+profiler.enable()
+for _ in range(3):
+    report = run_profile(engine, sys.argv[2])
+profiler.disable()
+print("counts of the last profiled run:", report["counts"])
+stats = pstats.Stats(profiler, stream=sys.stdout)
+stats.sort_stats("tottime").print_stats(25)
+stats.sort_stats("cumulative").print_stats(25)
+"""
+
+
+def profile_resyncs(env: Env, home: Path, db: Path) -> None:
+    """3 unchanged re-syncs in one process under cProfile (after one untimed run)."""
+    print("\nprofile: 3 unchanged re-syncs with run_profile in one process (cProfile)")
+    out = run([sys.executable, "-c", PROFILE_SCRIPT, f"sqlite:///{db}", PROFILE], env.pbx_env(home))
+    print(out[1])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -445,6 +477,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runs", type=int, default=3, help="scheduled unchanged re-syncs to wait for"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="then profile 3 re-syncs in one process"
     )
     return parser.parse_args(argv)
 
@@ -467,7 +502,8 @@ def main(argv: list[str] | None = None) -> None:
             entries=lambda suffix: directory_tree(suffix, users=args.users, contacts=0),
         )
         print(f"slapd loaded and started in {time.perf_counter() - start:.1f} s")
-        benchmark(Env(work, server, base_env, profile_attributes()), args.users, args.runs)
+        env = Env(work, server, base_env, profile_attributes())
+        benchmark(env, args.users, args.runs, args.profile)
         print(f"load after: {load()}")
     finally:
         if server is not None:
