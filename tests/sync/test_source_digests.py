@@ -155,21 +155,34 @@ def test_a_changed_profile_setting_maps_every_row_again(engine: Engine, pb_csv: 
     assert entries["Max Muster"]["phone_e164"] == "+4999112345"
 
 
-def test_any_changed_profile_setting_gives_every_row_a_new_digest(
+def test_a_changed_source_setting_gives_every_row_a_new_digest(
     engine: Engine, pb_csv: Path
 ) -> None:
     make_profile(engine, "pb", "csv-phonebook", pb_csv)
     run_profile(engine, "pb")
     first = _stored(engine)
 
-    def more_deletes(profile: Any) -> None:
-        profile.settings["max_delete"] = "50%"
+    def another_encoding(profile: Any) -> None:
+        profile.settings["encoding"] = "utf-8-sig"
 
-    _edit_profile(engine, "pb", more_deletes)
+    _edit_profile(engine, "pb", another_encoding)
     assert run_profile(engine, "pb")["counts"]["unchanged"] == 3
     after = _stored(engine)
     assert all(after[n]["source_hash"] != first[n]["source_hash"] for n in first)
     assert all(after[n]["updated_at"] == first[n]["updated_at"] for n in first)
+
+
+def test_the_schedule_and_the_delete_limit_keep_the_digests(engine: Engine, pb_csv: Path) -> None:
+    make_profile(engine, "pb", "csv-phonebook", pb_csv)
+    run_profile(engine, "pb")
+    first = _stored(engine)
+
+    def reschedule(profile: Any) -> None:
+        profile.settings.update(schedule="0 * * * *", max_delete="50%")
+
+    _edit_profile(engine, "pb", reschedule)
+    assert run_profile(engine, "pb")["counts"]["unchanged"] == 3
+    assert _stored(engine) == first
 
 
 def test_changed_instance_phone_rules_map_every_row_again(engine: Engine, pb_csv: Path) -> None:

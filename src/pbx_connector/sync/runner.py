@@ -375,21 +375,28 @@ def _fingerprint(profile: Profile, normaliser: PhoneNormaliser) -> str:
     return "|".join(parts)
 
 
+#: Profile settings that decide when a profile runs and how much it may delete, never
+#: what a row becomes: changing them keeps the stored source row digests.
+_NOT_MAPPING = frozenset({"schedule", "schedule_timezone", "max_delete"})
+
+
 def _source_fingerprint(profile: Profile, mapper: RowMapper, fingerprint: str) -> str | None:
     """Everything besides a source row that decides what the row becomes (see
     `sync.plan.SourceDigests`): the profile's template, source, target, mode and
-    settings, its variables and pre-filter as compiled (with an `auth` the profile adds),
-    the phone rules and the content hash's fingerprint. None when an expression may
-    give another result for the same row (`random`): then every row is mapped."""
+    settings (all but `_NOT_MAPPING`), its variables and pre-filter as compiled (with an
+    `auth` the profile adds), the phone rules and the content hash's fingerprint. None
+    when an expression may give another result for the same row (`random`): then every
+    row is mapped."""
     if not mapper.pure:
         return None
+    settings = {k: v for k, v in profile.settings.items() if k not in _NOT_MAPPING}
     return json.dumps(
         [
             profile.template,
             profile.source,
             profile.target,
             profile.mode,
-            profile.settings,
+            settings,
             {name: e.text for name, e in mapper.variables.items()},
             mapper.prefilter.text if mapper.prefilter is not None else "",
             fingerprint,
