@@ -29,16 +29,6 @@ from pbx_connector.store.tables import (
 #: A row as SQLAlchemy returns it (`RowMapping` is keyed by names or columns).
 StoredRow = Mapping[Any, Any]
 
-#: Columns a listing shows besides the fields; secrets are shown only as "set or not".
-_SYSTEM = (
-    "origin_profile_id",
-    "origin_key",
-    "content_hash",
-    "source_hash",
-    "created_at",
-    "updated_at",
-)
-
 #: The largest limit a store takes (a signed 64-bit integer, SQL's BIGINT).
 MAX_LIMIT = 2**63 - 1
 
