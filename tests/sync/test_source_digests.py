@@ -15,7 +15,6 @@ from sqlalchemy import Engine, select, update
 from pbx_connector.domain.phone import PhoneNormaliser
 from pbx_connector.domain.targets import TARGETS, clean_record
 from pbx_connector.sources.base import SourceRow
-from pbx_connector.sources.ldap import DirectoryRow
 from pbx_connector.store import records as record_store
 from pbx_connector.store.profiles import get_profile, save_profile
 from pbx_connector.store.secrets import hash_key
@@ -346,9 +345,9 @@ class _DigestingSource:
         pages = zip(self.data, digests, known, strict=True)
         for n, (data, digest, is_known) in enumerate(pages, 1):
             if not is_known:
-                yield DirectoryRow(n, data, digest=digest)
+                yield SourceRow(n, data, digest=digest)
             elif not self._take(digest):
-                yield DirectoryRow(n, {}, digest=digest, known=True)
+                yield SourceRow(n, {}, digest=digest, known=True)
 
 
 def _plan_input(engine: Engine, mapper: Any) -> PlanInput:

@@ -3,13 +3,15 @@ and how a message may quote what a source holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Protocol, cast, runtime_checkable
 
 from pbx_connector.domain.rows import RowValue
 
 __all__ = [
+    "DigestsEntries",
     "KeepsState",
     "RowValue",
     "Source",
@@ -70,6 +72,11 @@ class SourceRow:
     error: str | None = None
     #: A name for the row that a person recognises (a directory entry's DN).
     ref: str | None = None
+    #: The digest of what the source received for this row, from a source that digests
+    #: its entries (`DigestsEntries`); None from any other.
+    digest: bytes | None = None
+    #: Recognised by `known` when its page came, but not taken: no data comes with it.
+    known: bool = False
 
 
 class Source(Protocol):
@@ -88,6 +95,25 @@ class Source(Protocol):
 
     def rows(self) -> Iterator[SourceRow]:
         """Stream the rows; one pass, constant memory."""
+        ...
+
+
+@runtime_checkable
+class DigestsEntries(Protocol):
+    """What a source may offer so that a re-sync need not decode the entries whose
+    records were made from them unchanged (`sync.plan.SourceDigests`)."""
+
+    def digest_entries(
+        self,
+        base: hashlib.blake2b,
+        known: Callable[[bytes], bool],
+        take: Callable[[bytes], bool],
+    ) -> bool:
+        """Give every row the digest of its entry as received (a copy of `base` over
+        it). An entry for which `known(digest)` is true when its page arrives is not
+        decoded; where its row would come, `take(digest)` is asked: true, and no row
+        comes for it; false, and its row comes with `known` set and no data. Returns
+        whether this source will digest (it may not, e.g. a search for all attributes)."""
         ...
 
 

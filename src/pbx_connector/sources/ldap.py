@@ -68,16 +68,6 @@ class LdapQuery:
     group: str = ""
 
 
-@dataclass(slots=True)
-class DirectoryRow(SourceRow):
-    """A row of a search whose entries are digested as received (see
-    `LdapSource.digest_entries`): `digest` is its entry's. An entry its `known` test
-    recognised, but which `take` then did not take, comes with `known` set and no data."""
-
-    digest: bytes | None = None
-    known: bool = False
-
-
 #: What `_digested` gives for a page entry: (DN, row data or None when known, digest).
 _Digested = tuple[str, dict[str, RowValue] | None, bytes]
 
@@ -112,16 +102,11 @@ class LdapSource:
         known: Callable[[bytes], bool],
         take: Callable[[bytes], bool],
     ) -> bool:
-        """Give every row (a `DirectoryRow`) the digest of its entry as the server sent it:
-        a copy of `base` over the DN and the attributes with their raw values, in the
-        order received, before anything is decoded.
-
-        An entry for which `known(digest)` is true when its page arrives is not decoded
-        at all (a sync says so of the entries that records were made from unchanged, the
-        bulk of a re-sync). Where its row would come, `take(digest)` is asked: true, and
-        there is no row for it (the caller has dealt with it); false, and its row comes
-        with `known` set and no data. Only a search for named attributes digests (not
-        the preview's search for all): returns whether this one will."""
+        """`DigestsEntries`: the digest of an entry is a copy of `base` over the DN and
+        the attributes with their raw values, in the order received, before anything is
+        decoded (a sync knows the entries that records were made from unchanged, the
+        bulk of a re-sync). Only a search for named attributes digests (not the
+        preview's search for all)."""
         if self.attributes is None:
             return False
         self._digests = (base, known, take)
@@ -187,9 +172,9 @@ class LdapSource:
                     n += 1
                     if data is None:
                         if not take(digest):
-                            yield DirectoryRow(n, {}, ref=dn, digest=digest, known=True)
+                            yield SourceRow(n, {}, ref=dn, digest=digest, known=True)
                     else:
-                        yield DirectoryRow(n, data, ref=dn, digest=digest)
+                        yield SourceRow(n, data, ref=dn, digest=digest)
 
     def _filter(self, conn: ldap.ldapobject.LDAPObject) -> str:
         filterstr = self.query.filter

@@ -56,9 +56,11 @@ _HALF = 1 << 64
 _SIGN = 1 << 63
 
 
-def _source_halves(source_hash: str) -> tuple[int, int]:
+def _source_halves(source_hash: str | None) -> tuple[int, int]:
     """A stored source row digest (32 hex digits) as (`source_fingerprint`, the other 64
-    bits, signed); (0, 0) for a malformed one, which then matches no row."""
+    bits, signed); (0, 0) for none or a malformed one, which then matches no row."""
+    if not source_hash or len(source_hash) != 32:
+        return 0, 0
     try:
         value = int(source_hash, 16)
     except ValueError:
@@ -172,20 +174,13 @@ class KeyIndex:
         n = 0
         for key, record_id, content_hash, source_hash in records:
             add_id(record_id)
-            add_key(hash(key) or 1)
-            if content_hash:
-                add_print(int(content_hash[:16], 16) or 1)
-                if source_hash and len(source_hash) == 32:
-                    high, low = _source_halves(source_hash)
-                    add_source(high)
-                    add_low(low)
-                else:
-                    add_source(0)
-                    add_low(0)
-            else:
-                add_print(0)
-                add_source(0)
-                add_low(0)
+            add_key(_key_hash(key))
+            print_ = fingerprint(content_hash)
+            add_print(print_)
+            # A record without a content hash (edited by hand) is found by its key alone.
+            high, low = _source_halves(source_hash) if print_ else (0, 0)
+            add_source(high)
+            add_low(low)
             n += 1
         self._seen.extend(bytes(n))
         self.existing += n

@@ -34,7 +34,7 @@ from pbx_connector.domain.targets import (
 )
 from pbx_connector.errors import ConfigError, RecordError, RowError
 from pbx_connector.mapping import RowMapper
-from pbx_connector.sources.base import RowValue, Source
+from pbx_connector.sources.base import DigestsEntries, RowValue, Source
 from pbx_connector.store import records as store
 from pbx_connector.store.db import private_dir
 from pbx_connector.store.runs import pid_alive
@@ -464,12 +464,12 @@ def _fill(
             continue
         source_digest: bytes | None = None
         if digests is not None:
-            source_digest = getattr(row, "digest", None) if entry_digests else digests.row(row.data)
+            source_digest = row.digest if entry_digests else digests.row(row.data)
             if match and source_digest is not None:
                 if index.claim(source_digest):
                     plan.counts["unchanged"] += 1
                     continue
-                if getattr(row, "known", False):
+                if row.known:
                     # Recognised when its page came, but an earlier row has since taken
                     # the record's key: the row is that record's, so it is a duplicate.
                     key = store.origin_key(conn, pin.target, index.record_of(source_digest))
@@ -627,8 +627,8 @@ def _digest_entries(
     progress: Callable[[int], None] | None,
     match: bool,
 ) -> bool:
-    """Ask `source` for the digests of what it receives (`digest_entries(base, known,
-    take)`), if it offers them; whether it does.
+    """Ask `source` for the digests of what it receives (`DigestsEntries`), if it offers
+    them; whether it does.
 
     `known(digest)`, asked as a page arrives, tells the source which entries it need not
     make rows of (none unless `match`). `take(digest)`, asked where such an entry comes
@@ -636,11 +636,10 @@ def _digest_entries(
     True; the source then yields nothing for it. If it says False (an earlier row took
     the record in the meantime), the source yields the row with `known` set and no data,
     and the loop reports it."""
-    offer = getattr(source, "digest_entries", None)
-    if not callable(offer):
+    if not isinstance(source, DigestsEntries):
         return False
     if not match:
-        return bool(offer(digests.entries, _never, _never))
+        return source.digest_entries(digests.entries, _never, _never)
     counts, claim = plan.counts, index.claim
 
     def take(digest: bytes) -> bool:
@@ -652,7 +651,7 @@ def _digest_entries(
             progress(plan.rows_read)
         return True
 
-    return bool(offer(digests.entries, index.knows, take))
+    return source.digest_entries(digests.entries, index.knows, take)
 
 
 def _without_plain_secrets(

@@ -380,15 +380,13 @@ def _fingerprint(profile: Profile, normaliser: PhoneNormaliser) -> str:
 _NOT_MAPPING = frozenset({"schedule", "schedule_timezone", "max_delete"})
 
 
-def _source_fingerprint(profile: Profile, mapper: RowMapper, fingerprint: str) -> str | None:
+def _source_fingerprint(profile: Profile, mapper: RowMapper, fingerprint: str) -> str:
     """Everything besides a source row that decides what the row becomes (see
     `sync.plan.SourceDigests`): the profile's template, source, target, mode and
     settings (all but `_NOT_MAPPING`), its variables and pre-filter as compiled (with an
-    `auth` the profile adds), the phone rules and the content hash's fingerprint. None
-    when an expression may give another result for the same row (`random`): then every
-    row is mapped."""
-    if not mapper.pure:
-        return None
+    `auth` the profile adds), the phone rules and the content hash's fingerprint. (The
+    plan keeps no digests at all when an expression may give another result for the
+    same row, `RowMapper.pure`.)"""
     settings = {k: v for k, v in profile.settings.items() if k not in _NOT_MAPPING}
     return json.dumps(
         [
