@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, quote_plus
 
 import httpx
+from starlette.requests import Request
 
 from bench.csv_import import PBX, PhonebookGenerator, cpu_model, write_csv
 from bench.http_search import wrk_latency_ms
@@ -123,12 +124,13 @@ def limit_app() -> FastAPI:
     by the environment, every route and middleware of the product) plus two constant
     routes, matched first: `/bench/constant` answers a fixed name and does nothing else
     (the limit of the server stack), `/bench/constant-auth` does so after the same
-    authentication as `/lookup.txt` (a token check in the store). Started by uvicorn as
-    `--factory`, never by the product."""
-    from fastapi import APIRouter, Depends, Response
+    authentication as `/lookup.txt`, read the same way (`caller_of`: the token from the
+    query string or the header, from the cache of checked tokens or the store). Started
+    by uvicorn as `--factory`, never by the product."""
+    from fastapi import APIRouter, Response
 
     from pbx_connector.api.app import from_environment
-    from pbx_connector.api.deps import lookup_caller
+    from pbx_connector.api.deps import caller_of
 
     api = from_environment()
     bench = APIRouter()
@@ -137,10 +139,12 @@ def limit_app() -> FastAPI:
     async def constant() -> Response:
         return Response("Jürgen Müller", media_type="text/plain; charset=utf-8")
 
-    # A default, not an annotation: the annotations of this module are strings, and
-    # FastAPI would look for the names imported above among the module's globals.
+    # `Request` is imported at the top: the annotations of this module are strings, and
+    # FastAPI looks for their names among the module's globals.
     @bench.get("/bench/constant-auth")
-    async def constant_auth(_: Any = Depends(lookup_caller)) -> Response:
+    async def constant_auth(request: Request) -> Response:
+        app = request.app.state.core
+        await caller_of(request, app, request.query_params.get("token"))
         return Response("Jürgen Müller", media_type="text/plain; charset=utf-8")
 
     api.include_router(bench)
