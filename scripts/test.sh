@@ -35,4 +35,5 @@ echo "== mypy"
 echo "== layering"
 .venv/bin/lint-imports
 echo "== pytest"
-.venv/bin/pytest -q "$@"
+# Two processes, a test file each (fixtures that start servers stay per file).
+.venv/bin/pytest -q -n 2 --dist loadfile "$@"
