@@ -24,7 +24,7 @@ from pbx_connector.sources.files import check_file_settings, open_file_source
 from pbx_connector.sources.formats import open_table
 from pbx_connector.sources.xlsx import cell_ref, cell_text, check_settings
 from pbx_connector.store.db import private_dir
-from tests.helpers import PHONEBOOK_HEADER, make_profile, records
+from tests.helpers import PHONEBOOK_HEADER, Cli, make_profile, records
 
 
 def workbook(path: Path, *sheets: tuple[str, list[list[Any]]]) -> Path:
@@ -382,6 +382,100 @@ def test_a_run_on_a_broken_workbook_fails_and_changes_nothing(
     assert failed.status == "failed"
     assert "S!B1 and S!C1 both say 'phone'" in failed.message
     assert [r["displayname"] for r in records(engine, "phonebook")] == ["Max"]
+
+
+def _people(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    return workbook(path, ("Sheet1", [header, *rows]))
+
+
+def test_a_row_error_names_the_cell_of_a_field_read_from_one_column(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # Column C is the phone, row 5 has a number that is none; F the e-mail, AA the fax
+    # (after Z).
+    filler = [f"x{n}" for n in range(20)]
+    header = ["displayname", "organisation", "phone", "givenname", "surname", "email"]
+    header += [*filler, "fax"]
+    assert len(header) == 27
+
+    def row(name: str, phone: str, email: str = "", fax: str = "") -> list[str]:
+        return [name, "pascom", phone, "", "", email, *[""] * len(filler), fax]
+
+    path = _people(
+        tmp_path / "people.xlsx",
+        header,
+        [
+            row("Max", "+49 991 1"),
+            row("Eva", "+49 991 2"),
+            row("Otto", "+49 991 3"),
+            row("Bad Phone", "call me"),
+            row("Bad Mail", "+49 991 6", email="max@"),
+            row("Bad Fax", "+49 991 7", fax="call me"),
+        ],
+    )
+    make_profile(engine, "pb", "csv-phonebook", path, format="xlsx", region="DE")
+    report = App(engine).runs.run("pb")
+    assert report.status == "ok", report.message
+    warnings = {(w.line, w.field): w.ref for w in report.warnings}
+    assert warnings[(5, "phone")] == "Sheet1!C5"
+    assert warnings[(7, "fax")] == "Sheet1!AA7"
+    (error,) = report.errors
+    assert (error.line, error.field, error.ref) == (6, "email", "Sheet1!F6")
+
+
+def test_a_field_computed_from_several_columns_names_the_row(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = _people(
+        tmp_path / "people.xlsx",
+        ["first", "last", "number"],
+        [["Max", "Muster", "+49 991 1"], ["", "", "+49 991 2"], ["Eva", "Example", "call me"]],
+    )
+    make_profile(
+        engine,
+        "pb",
+        "csv-phonebook",
+        path,
+        format="xlsx",
+        region="DE",
+        variables={"displayname": "{{ first }} {{ last }}", "phone": "{{ number | trim }}"},
+    )
+    report = App(engine).runs.run("pb")
+    assert report.status == "ok", report.message
+    (error,) = report.errors
+    assert (error.line, error.field, error.ref) == (3, "displayname", "Sheet1, row 3")
+    (warning,) = report.warnings
+    assert (warning.line, warning.field, warning.ref) == (4, "phone", "Sheet1!C4")
+
+
+def test_the_cli_names_the_cell(tmp_path: Path) -> None:
+    path = _people(
+        tmp_path / "people.xlsx",
+        ["displayname", "organisation", "phone", "email"],
+        [
+            ["Max", "pascom", "+49 991 1", ""],
+            ["Eva", "pascom", "+49 991 2", ""],
+            ["Otto", "pascom", "+49 991 3", ""],
+            ["Bad Phone", "pascom", "call me", ""],
+            ["Bad Mail", "pascom", "+49 991 6", "max@"],
+        ],
+    )
+    cli = Cli(tmp_path / "cli.db")
+    cli(
+        "profile",
+        "create",
+        "pb",
+        "--template",
+        "csv-phonebook",
+        *("--set", f"path={path}", "--set", "format=xlsx", "--set", "region=DE"),
+    )
+    out = cli("sync", "pb").stderr
+    assert "warning: Sheet1!C5, field 'phone': 'call me' kept as given" in out
+    assert "error: Sheet1!D6, field 'email': " in out
+    run_id = str(cli.json("runs", "pb")[0]["id"])
+    shown = cli("run", "show", run_id).stderr
+    assert "warning: Sheet1!C5, field 'phone'" in shown
+    assert "error: Sheet1!D6, field 'email'" in shown
 
 
 # --- the cell-to-text function ---------------------------------------------------------------

@@ -122,8 +122,8 @@ def _print_report(run: RunReport, show: int) -> None:
     if len(report["errors"]) > show:
         typer.echo(f"… and more errors (see: pbx-connector run show {run.id})", err=True)
     for w in report["warnings"][:show]:
-        where = f"line {w['line']}, " if w.get("line") else ""
-        typer.echo(f"warning: {where}field {w.get('field')!r}: {w['message']}", err=True)
+        # Where, as the web page says it: the cell or entry the report names, else the line.
+        typer.echo("warning: " + words.describe_error(w).removeprefix("error: "), err=True)
     stream_err = run.status != "ok"
     typer.echo(f"run {run.id}: {run.message}", err=stream_err)
     typer.echo(words.summary(report), err=stream_err)
@@ -155,6 +155,7 @@ def runs_cmd(
             "PROFILE",
             "STARTED",
             "KIND",
+            "TRIGGER",
             "STATUS",
             "CREATED",
             "UPDATED",
@@ -168,6 +169,7 @@ def runs_cmd(
                 r.profile,
                 r.started,
                 "dry-run" if r.dry_run else "apply",
+                r.trigger,
                 r.status,
                 written(r, "created"),
                 written(r, "updated"),
@@ -203,8 +205,12 @@ def run_show(
     if as_json:
         print_json(report.as_json())
         return
+    # A scheduled run names its slot: `schedule for 2026-12-01T02:30:00+01:00`.
+    trigger = report.trigger
+    if report.scheduled_for:
+        trigger += f" for {report.scheduled_for}"
     typer.echo(
-        f"run {report.id} of profile {report.profile!r}, {report.trigger}, "
+        f"run {report.id} of profile {report.profile!r}, {trigger}, "
         f"started {report.started}, finished {report.finished}"
     )
     _print_report(report, show)

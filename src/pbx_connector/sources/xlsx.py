@@ -28,11 +28,14 @@ Choices a reader of the code (or an administrator) may want to know:
 * **Rows.** Rows that are wholly empty are skipped. A row with a value in a column
   outside the header's span is one invalid row naming the cell, and the run goes on,
   as a CSV line with too many fields. `SourceRow.line` is the sheet's row number, and
-  `ref` names it (`People, row 7`).
+  `ref` names it (`People, row 7`). Each row is a `SheetRow`, which also names the cell
+  of each of its fields (`People!B7`): a run names that cell in an error about a record
+  field that is read from one column.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import os
@@ -51,7 +54,15 @@ from pbx_connector.sources.base import SourceRow, describe_fields, excerpt
 if TYPE_CHECKING:
     from pbx_connector.sources.formats import TableReader
 
-__all__ = ["MAX_ROWS", "XlsxReader", "cell_ref", "cell_text", "check_settings", "read_xlsx"]
+__all__ = [
+    "MAX_ROWS",
+    "SheetRow",
+    "XlsxReader",
+    "cell_ref",
+    "cell_text",
+    "check_settings",
+    "read_xlsx",
+]
 
 #: Rows and columns an xlsx sheet can have (Excel's limits).
 MAX_ROWS: Final = 1_048_576
@@ -113,11 +124,32 @@ def column_letters(index: int) -> str:
     return letters
 
 
+def _sheet_prefix(sheet: str) -> str:
+    """`People!`, or `'My Sheet'!` for a name with spaces or punctuation, quoted as
+    Excel quotes it."""
+    name = sheet if sheet.replace("_", "").isalnum() else "'" + sheet.replace("'", "''") + "'"
+    return f"{name}!"
+
+
 def cell_ref(sheet: str, column: int, row: int) -> str:
     """`People!B7` for column 1 (0-based) of row 7 (1-based); a sheet name with spaces
     or punctuation is quoted as Excel quotes it (`'My Sheet'!B7`)."""
-    name = sheet if sheet.replace("_", "").isalnum() else "'" + sheet.replace("'", "''") + "'"
-    return f"{name}!{column_letters(column)}{row}"
+    return f"{_sheet_prefix(sheet)}{column_letters(column)}{row}"
+
+
+@dataclasses.dataclass(slots=True)
+class SheetRow(SourceRow):
+    """A row of a sheet, which can name the cell of each of its fields."""
+
+    #: Field name -> its sheet and column, `People!B`: one mapping shared by all
+    #: the rows of a sheet.
+    columns: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def cell(self, name: str) -> str | None:
+        """The cell of the field `name` in this row, `People!B7`; None for a name that
+        is not in the header."""
+        column = self.columns.get(name)
+        return None if column is None else f"{column}{self.line}"
 
 
 def _number(value: float) -> str:
@@ -269,6 +301,11 @@ class XlsxReader:
             self._rows: Iterator[list[Any]] = iter(sheet.iter_rows())
             self._line = 0
             self.fields, self._span = self._read_header(header_row)
+            prefix = _sheet_prefix(self.sheet)
+            self._columns = {
+                name: prefix + column_letters(self._span[0] + i)
+                for i, name in enumerate(self.fields)
+            }
         except BaseException:
             self.close()
             raise
@@ -280,11 +317,8 @@ class XlsxReader:
     def cell(self, field: str, row: int) -> str | None:
         """The cell of a field (a header name) in a row, `People!B7`; None for a name
         that is not in the header."""
-        try:
-            index = self.fields.index(field)
-        except ValueError:
-            return None
-        return self.ref(self._span[0] + index, row)
+        column = self._columns.get(field)
+        return None if column is None else f"{column}{row}"
 
     def _next(self) -> list[Any] | None:
         try:
@@ -349,7 +383,7 @@ class XlsxReader:
         return self._iterate()
 
     def _iterate(self) -> Iterator[SourceRow]:
-        fields = self.fields
+        fields, columns = self.fields, self._columns
         start, end = self._span
         first, last = start - self._offset, end - self._offset
         sheet = self.sheet
@@ -376,7 +410,9 @@ class XlsxReader:
                 cells = texts[first:last]
                 if len(cells) < len(fields):
                     cells += [""] * (len(fields) - len(cells))
-                yield SourceRow(line, dict(zip(fields, cells, strict=True)), ref=ref)
+                yield SheetRow(
+                    line, dict(zip(fields, cells, strict=True)), ref=ref, columns=columns
+                )
         finally:
             self.close()
 

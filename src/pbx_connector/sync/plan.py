@@ -19,7 +19,7 @@ import tempfile
 from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from sqlalchemy import Connection
 
@@ -34,13 +34,24 @@ from pbx_connector.domain.targets import (
 )
 from pbx_connector.errors import ConfigError, RecordError, RowError
 from pbx_connector.mapping import RowMapper
-from pbx_connector.sources.base import DigestsEntries, RowValue, Source
+from pbx_connector.sources.base import DigestsEntries, RowValue, Source, SourceRow
 from pbx_connector.store import records as store
 from pbx_connector.store.db import private_dir
 from pbx_connector.store.runs import pid_alive
 from pbx_connector.sync.keyindex import KeyIndex, digest_fingerprint, source_fingerprint
 
 Action = Literal["create", "update", "delete", "conflict", "invalid"]
+
+
+@runtime_checkable
+class NamesCells(Protocol):
+    """A row that can name the cell of each of its fields (a sheet's row,
+    `sources.xlsx.SheetRow`): errors about a field read from one column name its cell."""
+
+    def cell(self, name: str) -> str | None:
+        """The cell of the source field `name` in this row (`People!B7`), or None."""
+        ...
+
 
 #: How many changes, errors and warnings a plan keeps for display; counts are always exact.
 SHOWN = 1000
@@ -201,9 +212,13 @@ class Plan:
     deletes: list[int] = field(default_factory=list)
     managed: tuple[str, ...] = ()
     abort_reason: str | None = None
-    #: The `ref` (a DN) of the row being planned; errors and warnings carry it, so that a
+    #: The row being planned; errors and warnings carry its `ref` (a DN), so that a
     #: directory row is named by its entry rather than by its ordinal alone.
-    current_ref: str | None = None
+    current_row: SourceRow | None = None
+    #: Record field -> the one source field its variable reads (or a key field that is a
+    #: source field): an error about the record field names that field's cell, for a row
+    #: that names cells (`NamesCells`, a sheet's row).
+    columns: Mapping[str, str] = field(default_factory=dict)
     #: Records whose values stay as they are but whose stored source row digest is not
     #: the one of this run's row (none yet, or a row that changed in a way that does not
     #: change the record): ids, and their digests 16 bytes each. Apply stores them.
@@ -228,6 +243,19 @@ class Plan:
         if len(self.changes) < SHOWN:
             self.changes.append(change)
 
+    def _ref(self, field: str | None) -> str | None:
+        """Where the current row's `field` is: its cell (`People!B7`) when the row names
+        cells and the field is read from one; else the row's `ref`."""
+        row = self.current_row
+        if row is None:
+            return None
+        if field is not None and isinstance(row, NamesCells):
+            column = self.columns.get(field)
+            cell = row.cell(column) if column is not None else None
+            if cell is not None:
+                return cell
+        return row.ref
+
     def error(
         self, kind: str, line: int | None, field: str | None, message: str, key: str | None = None
     ) -> None:
@@ -236,15 +264,17 @@ class Plan:
             entry: dict[str, Any] = {"kind": kind, "line": line, "field": field, "message": message}
             if key is not None:
                 entry["key"] = key
-            if self.current_ref is not None:
-                entry["ref"] = self.current_ref
+            ref = self._ref(field)
+            if ref is not None:
+                entry["ref"] = ref
             self.errors.append(entry)
 
     def warn(self, line: int | None, field: str | None, message: str) -> None:
         if len(self.warnings) < SHOWN:
             entry: dict[str, Any] = {"line": line, "field": field, "message": message}
-            if self.current_ref is not None:
-                entry["ref"] = self.current_ref
+            ref = self._ref(field)
+            if ref is not None:
+                entry["ref"] = ref
             self.warnings.append(entry)
 
     def close(self) -> None:
@@ -400,6 +430,7 @@ def build_plan(
     key_fields = parse_key(pin.settings.get("key", ""), spec)
     managed = tuple(n for n in spec.field_names if n in pin.mapper.variables)
     plan = Plan(pin.target, pin.mode, key_fields, managed=managed)
+    plan.columns = _columns(pin.mapper, key_fields)
     try:
         _fill(conn, source, pin, spec, plan, progress)
     except BaseException:
@@ -457,7 +488,7 @@ def _fill(
         if progress is not None and plan.rows_read % 1000 == 0:
             progress(plan.rows_read)
         line = row.line
-        plan.current_ref = row.ref
+        plan.current_row = row
         if row.error is not None:
             plan.error("invalid", line, None, row.error)
             unkeyed += 1
@@ -579,7 +610,7 @@ def _fill(
         if pin.target in _TRACK_OWN:
             claims.append((write, idents))
 
-    plan.current_ref = None
+    plan.current_row = None
     if progress is not None:
         progress(plan.rows_read)
     if pin.mode == "mirror" and unkeyed:
@@ -603,6 +634,17 @@ def _fill(
     _fill_diffs(conn, spec, updates_for_diff)
     _labels_for_deletes(conn, spec, plan)
     _safety(plan, pin.settings)
+
+
+def _columns(mapper: RowMapper, key_fields: tuple[str, ...]) -> dict[str, str]:
+    """Record field -> the source field it is read from, for each variable that reads
+    exactly one (`{{ Phone }}`, `{{ Phone | trim }}`); a key field that is no variable is
+    a source field itself."""
+    columns = {n: next(iter(e.fields)) for n, e in mapper.variables.items() if len(e.fields) == 1}
+    for name in key_fields:
+        if name not in mapper.variables:
+            columns[name] = name
+    return columns
 
 
 def _duplicate(plan: Plan, line: int, key_fields: tuple[str, ...], key: str) -> None:
