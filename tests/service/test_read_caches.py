@@ -16,6 +16,7 @@ from pbx_connector.service import App
 from pbx_connector.service import lookup as lookup_service
 from pbx_connector.service import tokens as tokens_service
 from pbx_connector.store.db import DEFAULT_CACHE_KIB, IMPORT_CACHE_KIB, import_cache
+from pbx_connector.store.tokens import token_hash
 
 
 @pytest.fixture
@@ -106,3 +107,64 @@ def test_the_import_page_cache_is_given_back(engine: Engine) -> None:
         with import_cache(conn):
             assert cache_kib(conn) == IMPORT_CACHE_KIB
         assert cache_kib(conn) == DEFAULT_CACHE_KIB
+
+
+def _checked_at(app: App, token: str) -> float:
+    """When the cached check of `token` was made (the one place that knows)."""
+    return app.tokens._valid[token_hash(token)][0]
+
+
+def test_a_token_in_steady_use_is_checked_again_before_its_check_runs_out(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokens_service, "VALID_FOR", 1.0)
+    monkeypatch.setattr(tokens_service, "RECHECK_AFTER", 0.2)
+    new = app.tokens.create("pbx", role="lookup")
+    me = app.tokens.authenticate(new.token)
+    first = _checked_at(app, new.token)
+    time.sleep(0.25)
+    # The copy answers, and a check is made again off the request path.
+    assert app.tokens.cached(new.token) == me
+    assert app.refresher.idle()
+    again = _checked_at(app, new.token)
+    assert again > first + 0.2
+    time.sleep(max(0.0, first + 1.05 - time.monotonic()))
+    # Past VALID_FOR since the first check, within it since the second: no request has
+    # had to check the token in the store itself.
+    assert time.monotonic() - again < 1.0
+    assert app.tokens.cached(new.token) == me
+
+
+def test_a_token_revoked_elsewhere_is_dropped_by_the_check_made_in_the_background(
+    app: App, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokens_service, "VALID_FOR", 30.0)
+    monkeypatch.setattr(tokens_service, "RECHECK_AFTER", 0.05)
+    new = app.tokens.create("pbx", role="lookup")
+    app.tokens.authenticate(new.token)
+    other = App.open(engine.url.render_as_string(hide_password=False))
+    other.tokens.revoke(new.view.id)
+    time.sleep(0.1)
+    assert app.tokens.cached(new.token) is not None  # the copy, while it is checked again
+    assert app.refresher.idle()
+    # Found revoked long before VALID_FOR ran out.
+    assert app.tokens.cached(new.token) is None
+    with pytest.raises(Unauthenticated):
+        app.tokens.authenticate(new.token)
+
+
+def test_lookup_settings_in_steady_use_are_read_again_in_the_background(
+    app: App, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lookup_service, "SETTINGS_TTL", 30.0)
+    monkeypatch.setattr(lookup_service, "SETTINGS_REFRESH_AFTER", 0.05)
+    app.records.add("phonebook", {"displayname": "Vienna", "phone": "+43 1 234567"})
+    with pytest.raises(NotFoundError):
+        app.lookup.find("01 234567")  # German numbering, read just now
+    other = App.open(engine.url.render_as_string(hide_password=False))
+    other.catalog.set_config({"default_region": "AT"})
+    time.sleep(0.1)
+    with pytest.raises(NotFoundError):
+        app.lookup.find("01 234567")  # the copy answers, and is read again meanwhile
+    assert app.refresher.idle()
+    assert app.lookup.find("01 234567").name == "Vienna"

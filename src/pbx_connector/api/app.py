@@ -48,6 +48,7 @@ def create_api(core: App) -> FastAPI:
         yield
         scheduler.shutdown()
         executor.shutdown()
+        core.refresher.close()
 
     api = FastAPI(
         title="pbx-connector",

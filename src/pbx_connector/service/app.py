@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from pbx_connector.errors import StoreError
+from pbx_connector.service.refresh import Refresher
 from pbx_connector.store import db as store_db
 
 #: The environment variable that names the store when no URL is given.
@@ -56,6 +57,9 @@ class App:
         #: store reads (valid tokens, lookup settings) compares to drop its copy at once.
         self.commits = 0
         event.listen(engine, "commit", self._committed)
+        #: Reads the caches of valid tokens and lookup settings again before they run
+        #: out, off the request path (`service.refresh`).
+        self.refresher = Refresher()
         self._no_wait = store_db.no_wait_readers(engine)
         # PostgreSQL: no BEGIN before, no ROLLBACK after a read of one statement or a
         # few independent ones (two round trips of three). SQLite's driver begins

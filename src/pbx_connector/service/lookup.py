@@ -122,6 +122,9 @@ def _suffix_digits(text: str) -> int:
 #: PostgreSQL. Any write this process commits drops the copy at once; a change saved by
 #: another process (the CLI, another worker of `serve`) is seen within this time.
 SETTINGS_TTL = 2.0
+#: Settings older than this are read again in the background (`App.refresher`) when a
+#: lookup uses them, while the copy still answers: lookups in steady use never wait.
+SETTINGS_REFRESH_AFTER = 1.0
 
 
 class LookupService:
@@ -135,15 +138,27 @@ class LookupService:
     def _current_settings(self, conn: Connection | None) -> dict[str, str]:
         """The instance settings, read again after `SETTINGS_TTL` or any write (with no
         `conn`: `WouldWait` instead of reading them)."""
-        now, commits = time.monotonic(), self.app.commits
         hit = self._settings
-        if hit is not None and now - hit[0] < SETTINGS_TTL and hit[1] == commits:
-            return hit[2]
+        if hit is not None and hit[1] == self.app.commits:
+            age = time.monotonic() - hit[0]
+            if age < SETTINGS_TTL:
+                if age >= SETTINGS_REFRESH_AFTER:
+                    self.app.refresher.soon("lookup-settings", self._reread_settings)
+                return hit[2]
         if conn is None:
             raise WouldWait("the settings are due to be read again")
+        return self._read_settings(conn)
+
+    def _read_settings(self, conn: Connection) -> dict[str, str]:
+        # Taken before the read: a write committed after it drops the copy.
+        now, commits = time.monotonic(), self.app.commits
         values = get_settings(conn)
         self._settings = (now, commits, values)
         return values
+
+    def _reread_settings(self) -> None:
+        with self.app.reading() as conn:
+            self._read_settings(conn)
 
     def find(
         self, number: str, *, user: str | None = None, caller: Principal | None = None

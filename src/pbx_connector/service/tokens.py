@@ -8,6 +8,7 @@ private phonebook, never another user's (`directory_user`), and nothing else."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -63,6 +64,10 @@ def holds_role(owner: Any, role: str) -> bool:
 #: revocation, a disabled owner, a sync) drops what was cached at once; a write of
 #: another process (the CLI, another worker of `serve`) is seen within this time.
 VALID_FOR = 1.0
+#: A check older than this is made again in the background (`App.refresher`) when the
+#: token is used, while the cached one still answers: a token in steady use (a PBX's)
+#: never waits for its check.
+RECHECK_AFTER = 0.5
 #: How many valid tokens are remembered: only valid tokens are, so this bounds memory
 #: against nothing but an instance with more tokens than this.
 CACHED_TOKENS = 1000
@@ -156,6 +161,7 @@ class TokensService:
         with self.app.reading(one_snapshot=False) as conn:
             row = token_store.find_token(conn, token)
             if row is None or not self._active(conn, row, now):
+                self._valid.pop(token_store.token_hash(token), None)
                 raise Unauthenticated("not a valid API token (unknown, revoked or expired)")
         wrote = token_store.record_use(self.app.engine, row.id, aware(row.last_used_at), now)
         principal = Principal(username=row.owner, role=row.role, token_id=row.id)
@@ -171,12 +177,21 @@ class TokensService:
         """Who `token` acts as, when `authenticate` found it valid less than `VALID_FOR`
         seconds ago and this process has committed no write since; None otherwise (then
         `authenticate` it). Reads nothing from the store: for the checks of every request."""
-        hit = self._valid.get(token_store.token_hash(token))
-        if hit is None or hit[1] != self.app.commits or time.monotonic() - hit[0] >= VALID_FOR:
+        key = token_store.token_hash(token)
+        hit = self._valid.get(key)
+        if hit is None or hit[1] != self.app.commits:
             return None
-        if hit[2] is not None and hit[2] <= _now():
+        age = time.monotonic() - hit[0]
+        if age >= VALID_FOR or (hit[2] is not None and hit[2] <= _now()):
             return None
+        if age >= RECHECK_AFTER:
+            self.app.refresher.soon(f"token:{key}", lambda: self._recheck(token))
         return hit[3]
+
+    def _recheck(self, token: str) -> None:
+        """`authenticate` for the cache alone: a token found invalid is dropped from it."""
+        with contextlib.suppress(Unauthenticated):
+            self.authenticate(token)
 
     def require_admin(self, principal: Principal) -> None:
         if not principal.can_write:
