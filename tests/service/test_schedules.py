@@ -162,3 +162,19 @@ def test_preview_shows_an_unsaved_schedule(app: App) -> None:
     assert days <= {0, 1, 2, 3, 4}
     assert app.schedules.preview("off") is None
     assert app.profiles.get("pb").schedule is None
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Asia/Tokyo", "America/New_York"])
+def test_slots_of_a_schedule_in_any_zone_are_kept_as_the_instants_they_are(
+    app: App, zone: str
+) -> None:
+    app.schedules.set("pb", "every 5 minutes", zone)
+    start = _later(1)
+    for minutes in (0, 5, 10):
+        now = start + timedelta(minutes=minutes)
+        (claimed,) = app.schedules.claim_due(now)  # each new slot once, none skipped
+        assert now - claimed.slot < timedelta(minutes=5)
+        report = app.runs.get(claimed.run_id)
+        assert report.scheduled_for is not None
+        assert datetime.fromisoformat(report.scheduled_for) == claimed.slot
+        assert app.schedules.claim_due(now) == []
