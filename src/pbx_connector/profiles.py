@@ -151,7 +151,7 @@ def validate_settings(profile: Profile, template: Template) -> None:
     if "schedule_timezone" in s:
         s["schedule_timezone"] = s["schedule_timezone"].strip()
     if template.source == "csv":
-        check_file_settings(s)
+        check_file_settings(s, profile.secrets)
     elif template.source == "peer":
         check_peer_settings(s)
     elif template.source in DIRECTORY_KINDS:

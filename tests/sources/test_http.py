@@ -19,7 +19,7 @@ from pbx_connector.errors import ConfigError, UsageError
 from pbx_connector.service import App
 from pbx_connector.sources.http import MAX_REDIRECTS, display_url
 from pbx_connector.store import records as record_store
-from pbx_connector.store.profiles import get_profile
+from pbx_connector.store.profiles import get_profile, save_profile
 from pbx_connector.store.source_state import get_state
 from tests.helpers import PHONEBOOK_HEADER, Cli, phonebook_row, records, write_csv
 from tests.servers.https import PASSWORD, TOKEN, USER, FileServer, serve_files
@@ -212,7 +212,18 @@ def test_a_bearer_token_is_sent_and_a_wrong_one_is_refused(
 def test_basic_and_bearer_together_are_a_configuration_error(
     app: App, engine: Engine, site: FileServer, tls: TlsFiles, name: str
 ) -> None:
-    create(app, site, tls, f"/files/{name}", url_user=USER, url_token=TOKEN)
+    with pytest.raises(ConfigError) as caught:
+        create(app, site, tls, f"/files/{name}", url_user=USER, url_token=TOKEN)
+    assert caught.value.field == "url_token"
+    assert "url_user and url_password (basic authentication) or url_token" in str(caught.value)
+    assert TOKEN not in str(caught.value)
+    assert app.profiles.list() == []
+    # A store changed by hand is caught again when the run builds the source.
+    create(app, site, tls, f"/files/{name}", url_user=USER)
+    with engine.begin() as conn:
+        profile = get_profile(conn, "pb")
+        profile.secrets["url_token"] = TOKEN
+        save_profile(conn, profile)
     report = app.runs.run("pb")
     assert report.status == "failed"
     assert "url_user and url_password (basic authentication) or url_token" in report.message

@@ -8,7 +8,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 
 from pbx_connector.sources.base import SourceRow
-from pbx_connector.sources.formats import TableReader, check_format, open_table
+from pbx_connector.sources.formats import (
+    TableReader,
+    check_chosen_format,
+    check_format,
+    open_table,
+)
 from pbx_connector.sources.location import (
     Location,
     check_location,
@@ -56,10 +61,15 @@ class FileSource:
             yield from table
 
 
-def check_file_settings(settings: Mapping[str, str]) -> None:
-    """Check where the file comes from and how it is read; ConfigError names the setting."""
+def check_file_settings(
+    settings: Mapping[str, str], secrets: Mapping[str, str] | None = None
+) -> None:
+    """Check where the file comes from and how it is read: every setting that has a
+    value, whichever location and format are chosen, and the settings that go together
+    with the secrets that are set (`secrets`, kept apart from the settings); ConfigError
+    names the setting."""
     check_format(settings)
-    check_location(settings)
+    check_location(settings, secrets)
 
 
 def file_is_given(settings: Mapping[str, str]) -> bool:
@@ -70,5 +80,5 @@ def file_is_given(settings: Mapping[str, str]) -> bool:
 def open_file_source(
     settings: Mapping[str, str], secrets: Mapping[str, str], _attributes: object = None
 ) -> FileSource:
-    check_format(settings)
+    check_chosen_format(settings)
     return FileSource(open_location(settings, secrets), settings)

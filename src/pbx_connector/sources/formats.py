@@ -73,6 +73,17 @@ def format_of(settings: Settings) -> str:
 
 
 def check_format(settings: Settings) -> None:
+    """Check `format`, the chosen format's settings, and those of the other formats that
+    have a value (a setting typed is checked when it is typed, not when `format` is
+    changed later); ConfigError names the setting."""
+    chosen = format_of(settings)
+    given = {name: value for name, value in settings.items() if value}
+    for fmt, (_, check) in FORMATS.items():
+        check(settings if fmt == chosen else given)
+
+
+def check_chosen_format(settings: Settings) -> None:
+    """Check `format` and the chosen format's settings: what a run reads with."""
     FORMATS[format_of(settings)][1](settings)
 
 

@@ -13,7 +13,9 @@
   from https to http; `none` follows none. Credentials are sent only to the origin of the
   configured URL, never to another one a redirect leads to.
 * **Authentication.** Basic (`url_user` + `url_password`) or bearer (`url_token`), not
-  both; a URL with credentials in it (`https://user:pw@…`) is refused.
+  both; a URL with credentials in it (`https://user:pw@…`) is refused. Each setting is
+  checked when it is set, whether or not the file is read from a URL now, and the
+  credentials again when a run builds the location (a store changed by hand).
 * **Conditional requests.** After a full read, `new_state()` offers the response's
   `ETag` and `Last-Modified`; a run that hands them back as `previous_state` sends
   `If-None-Match`/`If-Modified-Since`, and a `304 Not Modified` raises
@@ -50,6 +52,7 @@ __all__ = [
     "URL",
     "UrlFile",
     "UrlSettings",
+    "check_credentials",
     "check_url",
     "display_url",
     "http_client",
@@ -132,6 +135,11 @@ def url_settings(settings: Mapping[str, str]) -> UrlSettings:
     """The URL location's settings, checked; ConfigError names the setting."""
     url = settings.get("url", "").strip()
     check_url(url)
+    return _url_options(settings, url)
+
+
+def _url_options(settings: Mapping[str, str], url: str) -> UrlSettings:
+    """The settings besides the URL, checked when set; empty ones take the defaults."""
     ca_file = settings.get("ca_file", "").strip()
     verify = _choice(settings, "verify", "yes", ("yes", "no")) == "yes"
     if ca_file:
@@ -219,20 +227,33 @@ class _BearerAuth(httpx.Auth):
         yield request
 
 
-def _auth(config: UrlSettings, secrets: Mapping[str, str]) -> httpx.Auth | None:
-    password = secrets.get("url_password", "")
-    token = secrets.get("url_token", "")
-    if token and (config.user or password):
+def check_credentials(user: str, secrets: Mapping[str, str]) -> None:
+    """Basic authentication (`url_user`, with `url_password` or without) or a bearer
+    token (`url_token`), not both, and no `url_password` without a `url_user`.
+    ConfigError names the settings; it never holds a secret's value."""
+    password = bool(secrets.get("url_password", ""))
+    token = bool(secrets.get("url_token", ""))
+    if token and (user or password):
         raise ConfigError(
             "set url_user and url_password (basic authentication) or url_token (bearer), not both",
             field="url_token",
         )
+    if password and not user:
+        raise ConfigError(
+            "url_password is set but url_user is empty: basic authentication needs the "
+            "user name too",
+            field="url_user",
+        )
+
+
+def _auth(config: UrlSettings, secrets: Mapping[str, str]) -> httpx.Auth | None:
+    # Checked when the settings are set too; again here for a store changed by hand.
+    check_credentials(config.user, secrets)
+    token = secrets.get("url_token", "")
     if token:
         return _BearerAuth(token)
-    if password and not config.user:
-        raise ConfigError("url_password is set but url_user is empty", field="url_user")
     if config.user:
-        return httpx.BasicAuth(config.user, password)
+        return httpx.BasicAuth(config.user, secrets.get("url_password", ""))
     return None
 
 
@@ -526,11 +547,20 @@ def _chosen(settings: Mapping[str, str]) -> bool:
 
 
 def _check(settings: Mapping[str, str]) -> None:
-    url_settings(settings)
+    """Check each URL setting that is set, whether or not the file is read from a URL
+    now (a profile may be saved before all are set)."""
+    url = settings.get("url", "").strip()
+    if url:
+        check_url(url)
+    _url_options(settings, url)
+
+
+def _check_secrets(settings: Mapping[str, str], secrets: Mapping[str, str]) -> None:
+    check_credentials(settings.get("url_user", "").strip(), secrets)
 
 
 def _build(settings: Mapping[str, str], secrets: Mapping[str, str]) -> Location:
     return UrlFile(url_settings(settings), secrets)
 
 
-URL = LocationKind("url", _chosen, _check, _build)
+URL = LocationKind("url", _chosen, _check, _build, _check_secrets)

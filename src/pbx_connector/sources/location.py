@@ -32,15 +32,26 @@ class Location(Protocol):
 Settings = Mapping[str, str]
 
 
+def _no_check(_settings: Settings, _secrets: Settings) -> None:
+    """A location whose settings need no secret to be checked."""
+
+
 @dataclass(frozen=True)
 class LocationKind:
     """One row of the table: when a profile's file is read from here, how its settings
-    are checked (when they are set), and how the location is built for a run."""
+    are checked when they are set, and how the location is built for a run.
+
+    `check` checks each of the kind's settings that has a value, whether or not the
+    file is read from this kind of location now: a setting typed is checked when it is
+    typed, not later when another setting makes it count. `check_secrets` checks the
+    settings together with the secrets that are set (`url_user` with `url_token`…);
+    it looks only at which secrets are set, and a message names them, never shows one."""
 
     name: str
     chosen: Callable[[Settings], bool]
     check: Callable[[Settings], None]
     build: Callable[[Settings, Settings], Location]
+    check_secrets: Callable[[Settings, Settings], None] = _no_check
 
 
 # --- this machine -------------------------------------------------------------------------
@@ -69,7 +80,8 @@ class LocalFile:
 
 def _check_local(settings: Settings) -> None:
     """Nothing to check when set: a profile may be made before its file exists, and a
-    missing path is reported when the file is read."""
+    missing path is reported when the file is read. (The other kinds' settings are
+    checked by their own rows, whichever location is chosen: see `check_location`.)"""
 
 
 def _local(settings: Settings, _secrets: Settings) -> Location:
@@ -97,9 +109,29 @@ def location_kind(settings: Settings) -> LocationKind:
     return next(kind for kind in _table() if kind.chosen(settings))
 
 
-def check_location(settings: Settings) -> None:
-    """Check the settings of the chosen location; ConfigError names the setting."""
-    location_kind(settings).check(settings)
+def check_location(settings: Settings, secrets: Settings | None = None) -> None:
+    """Check that the settings choose one place to read the file from, and every
+    location setting that has a value, the chosen location's and the others' alike;
+    ConfigError names the setting. Empty settings are not checked: a profile may be
+    saved before all are set. `secrets` are the secrets that are set, kept apart from
+    the settings (only whether each is set matters here)."""
+    _check_one_place(settings)
+    given = secrets or {}
+    for kind in _table():
+        kind.check(settings)
+        kind.check_secrets(settings, given)
+
+
+def _check_one_place(settings: Settings) -> None:
+    """A share and a URL are not set together: one of them would be ignored."""
+    from pbx_connector.sources import http, smb
+
+    if smb.SHARE.chosen(settings) and http.URL.chosen(settings):
+        raise ConfigError(
+            "use_share=yes and url are both set, but the file is read from one place: "
+            "empty url to read it from the share, or set use_share=no to read it from the URL",
+            field="use_share",
+        )
 
 
 def open_location(settings: Settings, secrets: Settings) -> Location:

@@ -278,14 +278,17 @@ def _set(settings: Mapping[str, str], name: str) -> str:
 
 
 def _check(settings: Mapping[str, str]) -> None:
-    """Check each share setting that is set (a profile may be saved before all are)."""
+    """Check each share setting that is set (a profile may be saved before all are),
+    whether or not the file is read from the share now. `path` is checked as a path
+    inside the share only when it is one (use_share=yes): otherwise it names a file on
+    this machine, or an uploaded one."""
     if share := _set(settings, "share"):
         parse_share(share)
     if port := _set(settings, "share_port"):
         parse_port(port)
     if user := _set(settings, "share_user"):
         parse_user(user)
-    if path := _set(settings, "path"):
+    if _chosen(settings) and (path := _set(settings, "path")):
         parse_share_path(path)
     if timeout := _set(settings, "timeout"):
         parse_timeout(timeout)
