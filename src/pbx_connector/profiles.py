@@ -202,7 +202,8 @@ def _source_fields(profile: Profile) -> set[str] | None:
     if profile.source == "csv" and location_kind(profile.settings).name != "local":
         return None
     try:
-        return set(open_source(profile.source, profile.settings, profile.secrets).fields())
+        source = open_source(profile.source, profile.settings, profile.secrets, owner=profile.id)
+        return set(source.fields())
     except PbxConnectorError:
         return None
 
@@ -233,7 +234,7 @@ def fit_variables_to_source(profile: Profile) -> list[str]:
     if profile.source != "csv":
         return []
     try:
-        source = open_source(profile.source, profile.settings, profile.secrets)
+        source = open_source(profile.source, profile.settings, profile.secrets, owner=profile.id)
         fields = set(source.fields())
     except PbxConnectorError as exc:
         return [f"could not read the source yet ({exc}); variables are the template's"]

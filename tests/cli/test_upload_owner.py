@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import PHONEBOOK_HEADER, Cli, write_csv
 
 NOT_UPLOADED = "no file has been uploaded to this profile yet"
@@ -16,11 +14,6 @@ def _book(path: Path, name: str, phone: str) -> Path:
     return write_csv(path, PHONEBOOK_HEADER, [[name, phone] + [""] * 7])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a source is built without its profile's id: an upload=yes profile reads a "
-    "file uploaded to any profile",
-)
 def test_an_imported_upload_profile_fails_its_runs_until_a_file_is_uploaded_to_it(
     tmp_path: Path,
 ) -> None:

@@ -48,6 +48,22 @@ def test_check_sees_what_only_the_whole_change_breaks(app: App, pb_csv: Path) ->
     assert list(errors) == ["key"]
 
 
+def test_check_takes_a_change_that_is_fine_only_as_a_whole(app: App) -> None:
+    app.profiles.create(
+        "pb", "csv-phonebook", settings={"url": "https://files.example.test/pb.csv"}
+    )
+    # From a URL to a share in one save: `use_share` alone, with the URL still set, is
+    # refused (one place to read from), but this change empties the URL as well.
+    switch = {"url": "", "use_share": "yes", "share": r"\\files\pbx", "path": r"test\pb.csv"}
+    assert app.profiles.check("pb", settings=switch) == {}
+    saved = app.profiles.save("pb", settings=switch)
+    assert (saved.settings["use_share"], saved.settings["url"]) == ("yes", "")
+    # Alone, it is named.
+    assert list(app.profiles.check("pb", settings={"url": "https://x.example.test/a.csv"})) == [
+        "use_share"
+    ]
+
+
 def test_save_keeps_all_of_a_change_or_none_of_it(app: App, pb_csv: Path) -> None:
     app.profiles.create("pb", "csv-phonebook", settings={"path": str(pb_csv)})
     before = app.profiles.get("pb")

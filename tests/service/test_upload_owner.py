@@ -27,11 +27,6 @@ def app(engine: Engine) -> App:
     return core
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a source is built without its profile's id: an upload=yes profile reads a "
-    "file uploaded to any profile",
-)
 def test_a_profile_imported_on_the_same_instance_does_not_read_the_file_of_another(
     app: App, engine: Engine
 ) -> None:
@@ -51,11 +46,6 @@ def test_a_profile_imported_on_the_same_instance_does_not_read_the_file_of_anoth
     assert app.runs.run("up1", dry_run=True).counts.unchanged == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a source is built without its profile's id: an upload=yes profile reads a "
-    "file uploaded to any profile",
-)
 def test_no_path_reaches_the_file_of_another_profile(app: App) -> None:
     kept = Path(app.profiles.get("up1").settings["path"])
     app.profiles.import_(app.profiles.export("up1"), "up2")

@@ -80,7 +80,9 @@ def _open(profile: Profile, attributes: list[str] | None) -> Source:
             "the profile's stored secrets cannot be decrypted with this instance key "
             "(was secret.key lost or replaced?); set them again"
         )
-    return open_source(profile.source, profile.settings, profile.secrets, attributes)
+    return open_source(
+        profile.source, profile.settings, profile.secrets, attributes, owner=profile.id
+    )
 
 
 def preview(profile: Profile, limit: int) -> PreviewResult:

@@ -158,7 +158,7 @@ def _check_fits(profile: Profile, path: str, name: str) -> None:
     and have the columns its variables and key use: what a run checks before its first
     row."""
     try:
-        source = open_source(profile.source, profile.settings, profile.secrets)
+        source = open_source(profile.source, profile.settings, profile.secrets, owner=profile.id)
         source.fields()
     except PbxConnectorError as exc:
         message = exc.message.replace(path, repr(name))

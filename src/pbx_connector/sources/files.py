@@ -78,7 +78,12 @@ def file_is_given(settings: Mapping[str, str]) -> bool:
 
 
 def open_file_source(
-    settings: Mapping[str, str], secrets: Mapping[str, str], _attributes: object = None
+    settings: Mapping[str, str],
+    secrets: Mapping[str, str],
+    _attributes: object = None,
+    owner: int | None = None,
 ) -> FileSource:
+    """The file source of a profile; `owner` is its id (an uploaded file is read only
+    from the profile's own upload directory)."""
     check_chosen_format(settings)
-    return FileSource(open_location(settings, secrets), settings)
+    return FileSource(open_location(settings, secrets, owner), settings)

@@ -559,7 +559,9 @@ def _check_secrets(settings: Mapping[str, str], secrets: Mapping[str, str]) -> N
     check_credentials(settings.get("url_user", "").strip(), secrets)
 
 
-def _build(settings: Mapping[str, str], secrets: Mapping[str, str]) -> Location:
+def _build(
+    settings: Mapping[str, str], secrets: Mapping[str, str], _owner: int | None = None
+) -> Location:
     return UrlFile(url_settings(settings), secrets)
 
 

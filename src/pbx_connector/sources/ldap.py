@@ -356,9 +356,11 @@ def open_directory(
     settings: Mapping[str, str],
     secrets: Mapping[str, str],
     attributes: Sequence[str] | None,
+    _owner: int | None = None,
 ) -> LdapSource:
     """A directory source; `attributes` None means all (for the preview). The key's
-    attributes are always requested, since operational ones (entryUUID) come only then."""
+    attributes are always requested, since operational ones (entryUUID) come only then.
+    (`_owner`, the profile's id, matters only to a file source.)"""
     conn = connection_settings(kind, settings, secrets)
     query = query_settings(kind, settings)
     keys = key_attributes(settings)

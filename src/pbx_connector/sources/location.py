@@ -36,6 +36,16 @@ def _no_check(_settings: Settings, _secrets: Settings) -> None:
     """A location whose settings need no secret to be checked."""
 
 
+class Build(Protocol):
+    """How a location is built for a run, from the profile's settings and secrets and
+    `owner`: the id of the profile whose file it is (None: no profile's, and then no
+    file uploaded to a profile is read)."""
+
+    def __call__(
+        self, settings: Settings, secrets: Settings, owner: int | None = None, /
+    ) -> Location: ...
+
+
 @dataclass(frozen=True)
 class LocationKind:
     """One row of the table: when a profile's file is read from here, how its settings
@@ -50,7 +60,7 @@ class LocationKind:
     name: str
     chosen: Callable[[Settings], bool]
     check: Callable[[Settings], None]
-    build: Callable[[Settings, Settings], Location]
+    build: Build
     check_secrets: Callable[[Settings, Settings], None] = _no_check
 
 
@@ -84,7 +94,7 @@ def _check_local(settings: Settings) -> None:
     checked by their own rows, whichever location is chosen: see `check_location`.)"""
 
 
-def _local(settings: Settings, _secrets: Settings) -> Location:
+def _local(settings: Settings, _secrets: Settings, _owner: int | None = None) -> Location:
     path = settings.get("path", "").strip()
     if not path:
         raise ConfigError(
@@ -134,6 +144,6 @@ def _check_one_place(settings: Settings) -> None:
         )
 
 
-def open_location(settings: Settings, secrets: Settings) -> Location:
-    """The location of a profile's file, ready to open."""
-    return location_kind(settings).build(settings, secrets)
+def open_location(settings: Settings, secrets: Settings, owner: int | None = None) -> Location:
+    """The location of a profile's file, ready to open; `owner` is the profile's id."""
+    return location_kind(settings).build(settings, secrets, owner)

@@ -438,6 +438,8 @@ def open_peer(
     settings: Mapping[str, str],
     secrets: Mapping[str, str],
     attributes: Sequence[str] | None = None,
+    _owner: int | None = None,
 ) -> PeerSource:
-    """A peer source (not yet read): `attributes` are not needed, an entry has few fields."""
+    """A peer source (not yet read): `attributes` are not needed, an entry has few fields
+    (nor `_owner`, the profile's id, which matters only to a file source)."""
     return PeerSource(peer_settings(settings), secrets.get("token", ""))

@@ -11,8 +11,10 @@ from pbx_connector.sources.base import Source
 from pbx_connector.sources.files import open_file_source
 from pbx_connector.sources.ldap import DIRECTORY_KINDS, open_directory
 
-#: (settings, secrets, attributes) -> a source, built but not yet read.
-SourceFactory = Callable[[Mapping[str, str], Mapping[str, str], Sequence[str] | None], Source]
+#: (settings, secrets, attributes, owner) -> a source, built but not yet read.
+SourceFactory = Callable[
+    [Mapping[str, str], Mapping[str, str], Sequence[str] | None, int | None], Source
+]
 
 SOURCES: dict[str, SourceFactory] = {
     "csv": open_file_source,
@@ -26,12 +28,15 @@ def open_source(
     settings: Mapping[str, str],
     secrets: Mapping[str, str],
     attributes: Sequence[str] | None = None,
+    owner: int | None = None,
 ) -> Source:
     """Build (not yet read) the source of a profile. Secrets are passed apart from settings
     so that nothing that prints settings can print them. `attributes` are the fields the
-    profile uses, for sources that fetch only what is asked (None: everything)."""
+    profile uses, for sources that fetch only what is asked (None: everything). `owner`
+    is the profile's id: a file source reads an uploaded file only from the profile's
+    own upload directory, whatever its `path` says (None: no uploaded file at all)."""
     try:
         factory = SOURCES[kind]
     except KeyError:
         raise ConfigError(f"the {kind!r} source is not available yet") from None
-    return factory(settings, secrets, attributes)
+    return factory(settings, secrets, attributes, owner)

@@ -294,7 +294,9 @@ def _check(settings: Mapping[str, str]) -> None:
         parse_timeout(timeout)
 
 
-def _build(settings: Mapping[str, str], secrets: Mapping[str, str]) -> Location:
+def _build(
+    settings: Mapping[str, str], secrets: Mapping[str, str], _owner: int | None = None
+) -> Location:
     _check(settings)
     share = _set(settings, "share")
     if not share:

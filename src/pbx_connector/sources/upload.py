@@ -10,8 +10,9 @@ setting then names the new file (see `service.uploads`), and the older files of 
 profile are removed.
 
 With `upload=yes` a profile reads the file its `path` names, and only if that is a file
-kept here: a profile made (or imported from another instance) before anything was
-uploaded to it says so, instead of reading some other file."""
+kept in the profile's own directory: a profile made before anything was uploaded to it,
+or imported (from another instance, or from this one: its `path` then names another
+profile's file), says so, instead of reading some other file."""
 
 from __future__ import annotations
 
@@ -58,22 +59,24 @@ def profile_dir(profile_id: int) -> Path:
     return path
 
 
-def _kept_file(settings: Mapping[str, str]) -> Path | None:
-    """The uploaded file the settings name, when they name one kept here."""
+def _kept_file(settings: Mapping[str, str], owner: int | None) -> Path | None:
+    """The uploaded file the settings name, when they name one kept in the upload
+    directory of the profile `owner` (None: of no profile, so none)."""
     text = settings.get("path", "").strip()
-    if not text:
+    if owner is None or not text:
         return None
     path = Path(text)
-    root = uploads_root().resolve()
     try:
-        inside = path.resolve().parent.parent == root
+        inside = path.resolve().parent == (uploads_root() / str(int(owner))).resolve()
     except OSError:
         return None
     return path if inside and path.name and not path.name.startswith(".") else None
 
 
-def _build(settings: Mapping[str, str], _secrets: Mapping[str, str]) -> Location:
-    path = _kept_file(settings)
+def _build(
+    settings: Mapping[str, str], _secrets: Mapping[str, str], owner: int | None = None
+) -> Location:
+    path = _kept_file(settings, owner)
     if path is None or not path.is_file():
         raise ConfigError(
             "no file has been uploaded to this profile yet (upload one, or set upload=no "

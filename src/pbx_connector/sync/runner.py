@@ -341,7 +341,11 @@ def _plan_with_state(
         )
     mapper = compile_mapper(profile)
     source = open_source(
-        profile.source, profile.settings, profile.secrets, sorted(mapper.fields_used())
+        profile.source,
+        profile.settings,
+        profile.secrets,
+        sorted(mapper.fields_used()),
+        owner=profile.id,
     )
     normaliser = normaliser_for(profile, instance)
     fingerprint = _fingerprint(profile, normaliser)
