@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 from sqlalchemy import Engine
 
-from pbx_connector.errors import NotFoundError, UsageError
+from pbx_connector.errors import ConfigError, NotFoundError, UsageError
 from pbx_connector.service import App
 from pbx_connector.service.uploads import MAX_UPLOAD_BYTES
 from pbx_connector.store.db import data_dir
@@ -141,3 +141,28 @@ def test_deleting_the_profile_removes_its_uploaded_files(app: App) -> None:
     assert kept.is_file()
     app.profiles.delete("pb")
     assert not kept.exists() and not any(kept.parent.iterdir())
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"url": "https://files.example.test/pb.csv"},
+        {"use_share": "yes", "share": r"\\files\pbx", "path": r"test\pb.csv"},
+    ],
+    ids=["url", "share"],
+)
+def test_an_upload_switches_a_profile_from_a_url_or_share_to_the_file(
+    app: App, settings: dict[str, str]
+) -> None:
+    app.profiles.create("other", "csv-phonebook", "mirror", settings)
+    app.uploads.upload("other", io.BytesIO(CSV), "phonebook.csv")
+    profile = app.profiles.get("other")
+    assert profile.settings["upload"] == "yes"
+    assert profile.settings.get("url", "") == "" and profile.settings.get("use_share") == "no"
+    assert app.runs.run("other", dry_run=True).counts.created == 2  # the file, not the URL
+    # Choosing a URL or share again while upload=yes is refused, naming upload.
+    for again in ({"url": "https://files.example.test/pb.csv"}, {"use_share": "yes"}):
+        with pytest.raises(ConfigError) as refused:
+            app.profiles.save("other", settings=again)
+        assert refused.value.field == "upload"
+    assert app.profiles.get("other") == profile

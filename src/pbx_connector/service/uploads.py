@@ -75,6 +75,11 @@ class UploadsService:
         assert profile.id is not None
         kept = keep_upload(profile.id, stream, name, MAX_UPLOAD_BYTES)
         changes = {"upload": "yes", "path": str(kept.path)}
+        # From now on the profile reads this file, not a URL or a share it read before.
+        if profile.settings.get("url", "").strip():
+            changes["url"] = ""
+        if profile.settings.get("use_share", "no") == "yes":
+            changes["use_share"] = "no"
         if fmt := FORMAT_OF.get(safe_suffix(name)):
             changes["format"] = fmt
         now = datetime.now(UTC)

@@ -133,8 +133,9 @@ def check_location(settings: Settings, secrets: Settings | None = None) -> None:
 
 
 def _check_one_place(settings: Settings) -> None:
-    """A share and a URL are not set together: one of them would be ignored."""
-    from pbx_connector.sources import http, smb
+    """A share, a URL and an upload are not chosen together: all but one would be
+    ignored."""
+    from pbx_connector.sources import http, smb, upload
 
     if smb.SHARE.chosen(settings) and http.URL.chosen(settings):
         raise ConfigError(
@@ -142,6 +143,21 @@ def _check_one_place(settings: Settings) -> None:
             "empty url to read it from the share, or set use_share=no to read it from the URL",
             field="use_share",
         )
+    if upload.UPLOAD.chosen(settings):
+        other = (
+            "url"
+            if http.URL.chosen(settings)
+            else "use_share=yes"
+            if smb.SHARE.chosen(settings)
+            else None
+        )
+        if other is not None:
+            raise ConfigError(
+                f"upload=yes and {other} are both set, but the file is read from one place: "
+                f"set upload=no to read it from the {'URL' if other == 'url' else 'share'}, "
+                "or upload a file (which switches the profile to it)",
+                field="upload",
+            )
 
 
 def open_location(settings: Settings, secrets: Settings, owner: int | None = None) -> Location:
