@@ -13,11 +13,10 @@ from pbx_connector.domain.phone import is_valid_region
 from pbx_connector.domain.targets import TARGETS
 from pbx_connector.errors import ConfigError, PbxConnectorError, UsageError
 from pbx_connector.mapping import check_expression, compile_variable
-from pbx_connector.sources.files import check_file_settings, file_is_given
-from pbx_connector.sources.ldap import DIRECTORY_KINDS, check_directory_settings
+from pbx_connector.sources.files import file_is_given
+from pbx_connector.sources.ldap import DIRECTORY_KINDS
 from pbx_connector.sources.location import location_kind
-from pbx_connector.sources.peer import check_settings as check_peer_settings
-from pbx_connector.sources.registry import open_source
+from pbx_connector.sources.registry import check_source_settings, open_source
 from pbx_connector.store.profiles import Profile
 from pbx_connector.sync.plan import delete_limit
 from pbx_connector.templates import Template, all_settings, check_settings, get_template
@@ -150,12 +149,7 @@ def validate_settings(profile: Profile, template: Template) -> None:
         s["schedule"] = schedule.normalise(s["schedule"])
     if "schedule_timezone" in s:
         s["schedule_timezone"] = s["schedule_timezone"].strip()
-    if template.source == "csv":
-        check_file_settings(s, profile.secrets)
-    elif template.source == "peer":
-        check_peer_settings(s)
-    elif template.source in DIRECTORY_KINDS:
-        check_directory_settings(template.source, s)
+    check_source_settings(template.source, s, profile.secrets)
     delete_limit(s.get("max_delete", "10%"), 0)
     region = s.get("region", "")
     if region and not is_valid_region(region):
