@@ -81,11 +81,6 @@ def _insert_run(
     scheduled_for: datetime | None = None,
 ) -> int:
     now = _now()
-    if scheduled_for is not None:
-        # In UTC, as every time of the store: SQLite keeps a time as its wall-clock text
-        # without the zone, and it is read back as UTC (a slot of a schedule in
-        # Europe/Berlin was read back an hour late, and the next hour's slots skipped).
-        scheduled_for = aware(scheduled_for).astimezone(UTC)
     result = conn.execute(
         insert(runs).values(
             profile_id=profile_id,

@@ -3,6 +3,9 @@ a test compares the two so that they cannot drift apart."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -17,8 +20,26 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 
 from pbx_connector.domain.targets import TARGETS, FieldSpec, TargetSpec
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """A point in time, written in UTC. SQLite keeps a time as its wall-clock text without
+    the zone, and the store reads every time back as UTC (`timestamps.aware`): a time in
+    another zone (a schedule's slot in Europe/Berlin) came back an hour off. Converting
+    every value bound, written or compared, keeps SQLite's texts in one zone."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
 
 metadata = MetaData(
     naming_convention={
@@ -50,8 +71,8 @@ profiles = Table(
     Column("secrets", Text, nullable=True),
     Column("variables", JSON, nullable=False),
     Column("prefilter", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("updated_at", Timestamp(), nullable=False),
 )
 
 runs = Table(
@@ -70,13 +91,13 @@ runs = Table(
     Column("errors", JSON, nullable=False),
     Column("warnings", JSON, nullable=False),
     Column("changes", JSON, nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("started_at", Timestamp(), nullable=False),
+    Column("finished_at", Timestamp(), nullable=True),
     # {phase, done, total} while it runs, written with the lease renewal.
     Column("progress", JSON, nullable=True),
     # The slot of the profile's schedule this run is for (trigger "schedule"): unique
     # per profile, so that of several processes of one store only one runs a slot.
-    Column("scheduled_for", DateTime(timezone=True), nullable=True),
+    Column("scheduled_for", Timestamp(), nullable=True),
     Index("ix_runs_profile_id", "profile_id"),
     Index("ux_runs_profile_id_scheduled_for", "profile_id", "scheduled_for", unique=True),
 )
@@ -88,10 +109,10 @@ run_locks = Table(
     Column("run_id", Integer, nullable=False),
     Column("host", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
-    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("acquired_at", Timestamp(), nullable=False),
     # A lease: the running process renews it; a lock past it belongs to a process that is
     # gone (on any host) and is taken over.
-    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", Timestamp(), nullable=True),
 )
 
 
@@ -163,8 +184,8 @@ def _origin_columns() -> list[Column]:  # type: ignore[type-arg]
         # the same row again leaves the record as it is without mapping it. Written and
         # cleared together with content_hash.
         Column("source_hash", String(32), nullable=True),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("updated_at", DateTime(timezone=True), nullable=False),
+        Column("created_at", Timestamp(), nullable=False),
+        Column("updated_at", Timestamp(), nullable=False),
         # The folded text the record is found by (domain.search); a trigram index over it
         # is made by store.search, outside this metadata.
         Column("search_text", Text, nullable=False, default=""),
@@ -210,7 +231,7 @@ auth_attempts = Table(
     "auth_attempts",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", Timestamp(), nullable=False),
     Column("username", String(255), nullable=False),
     Column("method", String(16), nullable=False),
     Column("outcome", String(16), nullable=False),
@@ -226,7 +247,7 @@ auth_lockouts = Table(
     Column("username", String(255), primary_key=True),
     Column("failures", Integer, nullable=False),
     Column("level", Integer, nullable=False),
-    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("locked_until", Timestamp(), nullable=True),
 )
 
 #: Bearer tokens of the API: only a hash of each is kept; the token is shown once.
@@ -240,10 +261,10 @@ api_tokens = Table(
     Column("prefix", String(16), nullable=False),
     Column("role", String(16), nullable=False),
     Column("owner", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=True),
-    Column("last_used_at", DateTime(timezone=True), nullable=True),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("expires_at", Timestamp(), nullable=True),
+    Column("last_used_at", Timestamp(), nullable=True),
+    Column("revoked_at", Timestamp(), nullable=True),
 )
 
 #: Signed-in sessions of the admin pages: only a hash of each session id is kept (the id
@@ -257,7 +278,7 @@ source_state = Table(
     Column("profile_id", Integer, ForeignKey("profiles.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(64), nullable=False),
     Column("state", JSON, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", Timestamp(), nullable=False),
     UniqueConstraint("profile_id", "name"),
 )
 
@@ -268,7 +289,7 @@ web_sessions = Table(
     Column("session_hash", String(64), nullable=False, unique=True),
     Column("username", String(255), nullable=False),
     Column("csrf_token", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", Timestamp(), nullable=False),
+    Column("last_seen_at", Timestamp(), nullable=False),
     Index("ix_web_sessions_username", "username"),
 )
