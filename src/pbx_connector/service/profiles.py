@@ -228,12 +228,11 @@ class ProfilesService:
         checked on its own, so that a form can show every mistake at once; empty means
         `save` takes them. Reads the source when a check needs its fields."""
         profile = self._load(name)
-        errors: dict[str, str] = {}
         # What `save` takes is fine, even where one setting alone is not (switching from
         # a URL to a share empties `url` and sets `use_share` in one change).
-        if _try(errors, "settings", _all_of(settings, variables, prefilter), profile):
+        if _try({}, "settings", _all_of(settings, variables, prefilter), profile):
             return {}
-        errors.clear()
+        errors: dict[str, str] = {}
         for field, text in (variables or {}).items():
             _try(errors, field, partial(rules.set_variables, assignments={field: text}), profile)
         if prefilter is not None:

@@ -13,6 +13,7 @@ from pbx_connector.domain.rows import RowValue
 __all__ = [
     "DigestsEntries",
     "KeepsState",
+    "NamesCells",
     "RowValue",
     "Source",
     "SourceRow",
@@ -114,6 +115,16 @@ class DigestsEntries(Protocol):
         decoded; where its row would come, `take(digest)` is asked: true, and no row
         comes for it; false, and its row comes with `known` set and no data. Returns
         whether this source will digest (it may not, e.g. a search for all attributes)."""
+        ...
+
+
+@runtime_checkable
+class NamesCells(Protocol):
+    """A row that can name the cell of each of its fields (a sheet's row,
+    `sources.xlsx.SheetRow`): an error about a field read from one column names its cell."""
+
+    def cell(self, name: str) -> str | None:
+        """The cell of the source field `name` in this row (`People!B7`), or None."""
         ...
 
 

@@ -132,32 +132,23 @@ def check_location(settings: Settings, secrets: Settings | None = None) -> None:
         kind.check_secrets(settings, given)
 
 
+#: How each place a file may be read from is chosen, for a message naming two of them.
+_CHOSEN_BY = {"share": "use_share=yes", "url": "url", "upload": "upload=yes"}
+
+
 def _check_one_place(settings: Settings) -> None:
     """A share, a URL and an upload are not chosen together: all but one would be
-    ignored."""
-    from pbx_connector.sources import http, smb, upload
-
-    if smb.SHARE.chosen(settings) and http.URL.chosen(settings):
-        raise ConfigError(
-            "use_share=yes and url are both set, but the file is read from one place: "
-            "empty url to read it from the share, or set use_share=no to read it from the URL",
-            field="use_share",
-        )
-    if upload.UPLOAD.chosen(settings):
-        other = (
-            "url"
-            if http.URL.chosen(settings)
-            else "use_share=yes"
-            if smb.SHARE.chosen(settings)
-            else None
-        )
-        if other is not None:
-            raise ConfigError(
-                f"upload=yes and {other} are both set, but the file is read from one place: "
-                f"set upload=no to read it from the {'URL' if other == 'url' else 'share'}, "
-                "or upload a file (which switches the profile to it)",
-                field="upload",
-            )
+    ignored. The error names `upload` when it is one of them (an upload switches the
+    profile to itself), else `use_share`."""
+    chosen = [k.name for k in _table() if k.name in _CHOSEN_BY and k.chosen(settings)]
+    if len(chosen) < 2:
+        return
+    first, second = (_CHOSEN_BY[name] for name in chosen[:2])
+    raise ConfigError(
+        f"{first} and {second} are both set, but the file is read from one place: "
+        "keep one of them (an upload switches the profile to the uploaded file)",
+        field="upload" if "upload" in chosen else "use_share",
+    )
 
 
 def open_location(settings: Settings, secrets: Settings, owner: int | None = None) -> Location:

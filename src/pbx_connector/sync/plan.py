@@ -19,7 +19,7 @@ import tempfile
 from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import IO, Any, Literal, NamedTuple
 
 from sqlalchemy import Connection
 
@@ -34,23 +34,13 @@ from pbx_connector.domain.targets import (
 )
 from pbx_connector.errors import ConfigError, RecordError, RowError
 from pbx_connector.mapping import RowMapper
-from pbx_connector.sources.base import DigestsEntries, RowValue, Source, SourceRow
+from pbx_connector.sources.base import DigestsEntries, NamesCells, RowValue, Source, SourceRow
 from pbx_connector.store import records as store
 from pbx_connector.store.db import private_dir
 from pbx_connector.store.runs import pid_alive
 from pbx_connector.sync.keyindex import KeyIndex, digest_fingerprint, source_fingerprint
 
 Action = Literal["create", "update", "delete", "conflict", "invalid"]
-
-
-@runtime_checkable
-class NamesCells(Protocol):
-    """A row that can name the cell of each of its fields (a sheet's row,
-    `sources.xlsx.SheetRow`): errors about a field read from one column name its cell."""
-
-    def cell(self, name: str) -> str | None:
-        """The cell of the source field `name` in this row (`People!B7`), or None."""
-        ...
 
 
 #: How many changes, errors and warnings a plan keeps for display; counts are always exact.
