@@ -127,32 +127,28 @@ def limit_app() -> FastAPI:
     authentication as `/lookup.txt`, read the same way (`caller_of`: the token from the
     query string or the header, from the cache of checked tokens or the store). Started
     by uvicorn as `--factory`, never by the product."""
-    from fastapi import APIRouter, Response
+    from fastapi import Response
 
     from pbx_connector.api.app import from_environment
     from pbx_connector.api.deps import caller_of
 
     api = from_environment()
-    bench = APIRouter()
 
-    @bench.get("/bench/constant")
     async def constant() -> Response:
         return Response("Jürgen Müller", media_type="text/plain; charset=utf-8")
 
-    # `Request` is imported at the top: the annotations of this module are strings, and
-    # FastAPI looks for their names among the module's globals.
-    @bench.get("/bench/constant-auth")
     async def constant_auth(request: Request) -> Response:
         app = request.app.state.core
         await caller_of(request, app, request.query_params.get("token"))
         return Response("Jürgen Müller", media_type="text/plain; charset=utf-8")
 
-    api.include_router(bench)
-    # First in the list: a request is matched against the routes in order, and the
-    # product has dozens before its last; the limit is the stack, not the route's place.
-    routes = api.router.routes
-    ours = [r for r in routes if getattr(r, "original_router", None) is bench]
-    routes[:] = ours + [r for r in routes if r not in ours]
+    # Routes of the application itself, first in its list, as `/lookup.txt` is
+    # (`api.routes.lookup.install`): the limit is the stack, not the route's place.
+    before = list(api.router.routes)
+    api.add_api_route("/bench/constant", constant, methods=["GET"])
+    api.add_api_route("/bench/constant-auth", constant_auth, methods=["GET"])
+    added = [r for r in api.router.routes if r not in before]
+    api.router.routes[:] = added + before
     return api
 
 

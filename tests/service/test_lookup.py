@@ -418,15 +418,23 @@ def test_every_lookup_reads_indexes_only(engine: Engine) -> None:
                 plan = _plan(conn, kind, value, owner)
                 where = f"{kind} owner={owner}:\n{plan}"
                 if conn.dialect.name == "sqlite":
+                    # `SCAN anon_N` reads the one row a branch's subquery gives, no table.
                     reads = [
-                        line for line in plan.splitlines() if re.match(r"(SCAN|SEARCH) ", line)
+                        line
+                        for line in plan.splitlines()
+                        if re.match(r"(SCAN|SEARCH) ", line) and not re.match(r"SCAN anon_", line)
                     ]
                     assert reads and all(
                         re.match(r"SEARCH \w+ USING (COVERING )?INDEX ", line) for line in reads
                     ), where
+                    if kind in ("e164", "internal"):
+                        # The lowest id with the number comes in the index's order.
+                        assert "TEMP B-TREE" not in plan, where
                 else:
                     assert "Seq Scan" not in plan, where
                     assert "Index Scan" in plan, where
+                # Not the whole table in id order, stopping at the first with the number.
+                assert "_pkey" not in plan, where
                 expected = 10 if owner else 7
                 if kind == "internal":
                     expected += 1  # and the users' extensions

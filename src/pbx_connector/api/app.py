@@ -13,8 +13,8 @@ from pbx_connector import web
 from pbx_connector.api import errors
 from pbx_connector.api.deps import quick_reads
 from pbx_connector.api.routes import auth, imports, profiles, records, runs, tokens, uploads
+from pbx_connector.api.routes import lookup as lookup_routes
 from pbx_connector.api.routes.deskphones import router as deskphones_router
-from pbx_connector.api.routes.lookup import router as lookup_router
 from pbx_connector.service import App
 from pbx_connector.service.executor import RunExecutor
 from pbx_connector.service.scheduler import Scheduler
@@ -63,13 +63,13 @@ def create_api(core: App) -> FastAPI:
     api.state.scheduler = scheduler
     api.state.quick_reads = quick_reads()
     errors.install(api)
-    api.include_router(lookup_router)
     v1 = APIRouter(prefix=PREFIX)
     for module in (profiles, runs, records, auth, tokens, uploads, imports):
         v1.include_router(module.router)
     api.include_router(v1)
     api.include_router(deskphones_router)
     web.install(api)
+    lookup_routes.install(api)
     return api
 
 

@@ -127,6 +127,10 @@ SETTINGS_TTL = 2.0
 SETTINGS_REFRESH_AFTER = 1.0
 
 
+#: What a lookup found: the record, how it matched (`exact`, `suffix`), what was asked.
+_Found = tuple[lookup_store.Match, str, AskedNumber]
+
+
 class LookupService:
     """Names for numbers, for PBXes, phones and an administrator's shell."""
 
@@ -221,7 +225,20 @@ class LookupService:
         found = self._lookup(text, user, wait=wait)
         if found is None:
             raise NotFoundError(f"no name for the number {text!r}", field="number")
-        return found
+        match, how, asked = found
+        return LookupResult(
+            name=_name(match),
+            number=match.number,
+            e164=match.e164,
+            source=match.source,  # type: ignore[arg-type]
+            target=match.target,  # type: ignore[arg-type]
+            id=match.id,
+            field=match.field,
+            owner=match.owner or None,
+            organisation=match.organisation,
+            match=how,  # type: ignore[arg-type]
+            asked=asked.compared,
+        )
 
     def _name(self, number: str, user: str | None, caller: Principal | None, *, wait: bool) -> str:
         user = self.app.tokens.directory_user(caller, user, wait=wait)
@@ -229,9 +246,10 @@ class LookupService:
         if not text or len(text) > MAX_NUMBER:
             return ""
         found = self._lookup(text, user, wait=wait)
-        return "" if found is None else found.name
+        # The name alone: no result model to build for the most-asked question.
+        return "" if found is None else _name(found[0])
 
-    def _lookup(self, text: str, user: str | None, *, wait: bool) -> LookupResult | None:
+    def _lookup(self, text: str, user: str | None, *, wait: bool) -> _Found | None:
         if wait:
             with self.app.reading(one_snapshot=False) as conn:
                 return self._lookup_in(conn, self._current_settings(conn), text, user)
@@ -246,7 +264,7 @@ class LookupService:
 
     def _lookup_in(
         self, conn: lookup_store.Reader, settings: dict[str, str], text: str, user: str | None
-    ) -> LookupResult | None:
+    ) -> _Found | None:
         normaliser = _normaliser(settings["default_region"], settings["outside_line_prefix"])
         asked = asked_number(text, normaliser)
         if asked is None:
@@ -266,19 +284,7 @@ class LookupService:
                 how = "suffix"
         if match is None:
             return None
-        return LookupResult(
-            name=_name(match),
-            number=match.number,
-            e164=match.e164,
-            source=match.source,  # type: ignore[arg-type]
-            target=match.target,  # type: ignore[arg-type]
-            id=match.id,
-            field=match.field,
-            owner=match.owner or None,
-            organisation=match.organisation,
-            match=how,  # type: ignore[arg-type]
-            asked=asked.compared,
-        )
+        return match, how, asked
 
 
 def _owner(conn: lookup_store.Reader, user: str | None) -> str | None:

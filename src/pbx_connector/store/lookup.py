@@ -12,9 +12,12 @@ the number as given, both made when the record is written, never when it is aske
   hold ASCII digits only).
 
 One statement answers a lookup: a `UNION ALL` of one indexed `SELECT` per source and
-number field, ordered by precedence and id, `LIMIT 1`. The owner of a phonebook entry is
-compared as `coalesce(owner, '')` so that no planner reads the owner's index (the whole
-global phonebook) instead of the number's.
+number field, each the lowest id with the number (`ORDER BY id LIMIT 1`, which the
+number's index gives in order), so at most one row per source and field; of those the
+first by precedence, id and field is picked here. An `ORDER BY rank, id, pos LIMIT 1`
+around the union sorted each branch into a temporary B-tree on SQLite: 19 µs a lookup
+against 11 µs. The owner of a phonebook entry is compared as `coalesce(owner, '')` so that
+no planner reads the owner's index (the whole global phonebook) instead of the number's.
 """
 
 from __future__ import annotations
@@ -97,14 +100,21 @@ def _text(value: str) -> Any:
     return literal_column(f"'{value}'", String)
 
 
+# Constants written into the SQL, not bound: SQLite binds each parameter of a statement
+# on every execution, and twenty bound constants cost 2.5 µs of a 13 µs lookup.
+_EMPTY = _text("")
+_ONE: Any = literal_column("1")
+_ZERO: Any = literal_column("0")
+
+
 def _branch(
-    rank: int, table: Table, field: str, position: int, condition: Any, *extra: Any
+    rank: int, table: Table, field: str, position: int, order: Any, condition: Any, *extra: Any
 ) -> Select[Any]:
     c = table.c
     is_user = table is users
     is_phonebook = table is phonebook
     e164 = c[f"{field}_e164"] if f"{field}_e164" in c else cast(null(), String)
-    return select(
+    row = select(
         literal_column(str(rank)).label("rank"),
         c.id.label("id"),
         literal_column(str(position)).label("pos"),
@@ -116,8 +126,11 @@ def _branch(
         (c.surname if table is not speeddials else _text("")).label("surname"),
         (c.username if is_user else _text("")).label("username"),
         (c.organisation if table is not speeddials else _text("")).label("organisation"),
-        (func.coalesce(c.owner, "") if is_phonebook else _text("")).label("owner"),
-    ).where(condition, *extra)
+        (func.coalesce(c.owner, _EMPTY) if is_phonebook else _EMPTY).label("owner"),
+    )
+    # A subquery: SQLite takes no ORDER BY or LIMIT on a member of a compound SELECT.
+    first = row.where(condition, *extra).order_by(order).limit(_ONE).offset(_ZERO).subquery()
+    return select(first)
 
 
 def _conditions(table: Table, field: str, kind: Kind) -> Any:
@@ -142,14 +155,24 @@ _TABLES: dict[str, Table] = {
 
 
 def _source_condition(source: str) -> Any:
-    owner = func.coalesce(phonebook.c.owner, "")
+    owner = func.coalesce(phonebook.c.owner, _EMPTY)
     if source == "private":
         return owner == bindparam("owner")
     if source == "phonebook":
-        return owner == ""
+        return owner == _EMPTY
     if source == "speeddials":
-        return speeddials.c.displayname != ""  # a speed dial without a name names nobody
+        return speeddials.c.displayname != _EMPTY  # a speed dial without a name names nobody
     return None
+
+
+def _lowest_id(table: Table, kind: Kind) -> Any:
+    """What a branch orders by to take the lowest id. The records with one whole number
+    come in id order from the number's index (SQLite keeps the rowid in every index
+    entry); a range of suffixes does not, and there `id + 0` keeps a planner from
+    walking the whole table in id order to find the first record in the range."""
+    if kind in ("e164", "internal"):
+        return table.c.id
+    return table.c.id + _ZERO
 
 
 def _statement(kind: Kind, with_owner: bool) -> Any:
@@ -159,13 +182,14 @@ def _statement(kind: Kind, with_owner: bool) -> Any:
             continue
         table = _TABLES[source]
         extra = [c for c in (_source_condition(source),) if c is not None]
+        order = _lowest_id(table, kind)
         if source == "users" and kind == "internal":
             condition = users.c.extension == bindparam("key_as_given")
-            branches.append(_branch(rank, users, "extension", 0, condition))
+            branches.append(_branch(rank, users, "extension", 0, order, condition))
         for position, field in enumerate(LOOKUP_FIELDS[table.name], start=1):
             condition = _conditions(table, field, kind)
-            branches.append(_branch(rank, table, field, position, condition, *extra))
-    return union_all(*branches).order_by("rank", "id", "pos").limit(1)
+            branches.append(_branch(rank, table, field, position, order, condition, *extra))
+    return union_all(*branches)
 
 
 _STATEMENTS: dict[tuple[Kind, bool], Any] = {}
@@ -202,20 +226,29 @@ def parameters(kind: Kind, value: str, owner: str | None) -> dict[str, str]:
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     sql: str
-    #: The statement's own constants (`''` of the owner comparisons), by bind name.
-    constants: dict[str, Any]
     #: Bind names in the driver's order (None: the driver takes a dict).
     order: tuple[str, ...] | None
-    #: The names of the columns of a row, in order.
-    columns: tuple[str, ...]
 
 
 _COMPILED: dict[tuple[str, str, Kind, bool], _Compiled] = {}
-#: Any value of each parameter, to make the statement's constants come out when compiling.
-_SAMPLE = {"e164": "", "key": "", "key_as_given": "", "low": "", "high": "", "owner": ""}
 #: A store's connection: SQLAlchemy's, or the driver's own to an SQLite store
 #: (`store.db.NoWaitReaders`), for a lookup that must not wait.
 Reader = Connection | sqlite3.Connection
+#: The columns of a row of the statement, in order (`_branch`).
+_COLUMNS = (
+    "rank",
+    "id",
+    "pos",
+    "field",
+    "number",
+    "e164",
+    "displayname",
+    "givenname",
+    "surname",
+    "username",
+    "organisation",
+    "owner",
+)
 
 
 def _dialect(conn: Reader) -> Dialect:
@@ -235,25 +268,32 @@ def _compiled(dialect: Dialect, kind: Kind, with_owner: bool) -> _Compiled:
     key = (dialect.name, dialect.paramstyle, kind, with_owner)
     found = _COMPILED.get(key)
     if found is None:
-        compiled = statement(kind, with_owner).compile(dialect=dialect)
-        asked = set(_SAMPLE)
-        constants = {k: v for k, v in compiled.construct_params(_SAMPLE).items() if k not in asked}
+        made = statement(kind, with_owner)
+        if tuple(c.key for c in made.selected_columns) != _COLUMNS:
+            raise AssertionError("the lookup statement's columns are not _COLUMNS")
+        compiled = made.compile(dialect=dialect)
         order = tuple(compiled.positiontup) if compiled.positional else None
-        columns = tuple(c.key for c in statement(kind, with_owner).selected_columns)
-        found = _COMPILED[key] = _Compiled(str(compiled), constants, order, columns)
+        found = _COMPILED[key] = _Compiled(str(compiled), order)
     return found
 
 
-def _first(conn: Reader, made: _Compiled, params: dict[str, Any]) -> dict[str, Any] | None:
-    """The first row of the statement, by column name."""
+def _first(conn: Reader, made: _Compiled, params: dict[str, str]) -> Any:
+    """The first row of the statement by precedence, id and field (its first three
+    columns); None when it has none."""
     if isinstance(conn, Connection):
         args = params if made.order is None else tuple(params[n] for n in made.order)
-        row = conn.exec_driver_sql(made.sql, args).first()
-        return None if row is None else dict(row._mapping)
-    # The driver's own cursor (`store.db.NoWaitReaders`): SQLAlchemy's result object
-    # costs more than SQLite takes to answer.
-    got = conn.execute(made.sql, params).fetchone()
-    return None if got is None else dict(zip(made.columns, got, strict=True))
+        rows: list[Any] = list(conn.exec_driver_sql(made.sql, args).tuples())
+    else:
+        # The driver's own cursor (`store.db.NoWaitReaders`): SQLAlchemy's result object
+        # costs more than SQLite takes to answer.
+        rows = conn.execute(made.sql, params).fetchall()
+    if not rows:
+        return None
+    return rows[0] if len(rows) == 1 else min(rows, key=_precedence)
+
+
+def _precedence(row: Any) -> tuple[int, int, int]:
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def find(conn: Reader, kind: Kind, value: str, owner: str | None = None) -> Match | None:
@@ -263,23 +303,24 @@ def find(conn: Reader, kind: Kind, value: str, owner: str | None = None) -> Matc
     if kind == "suffix" and key_range(value)[1] is None:
         kind = "suffix_open"
     made = _compiled(_dialect(conn), kind, bool(owner))
-    m = _first(conn, made, {**made.constants, **parameters(kind, value, owner)})
-    if m is None:
+    row = _first(conn, made, parameters(kind, value, owner))
+    if row is None:
         return None
-    source = SOURCES[int(m["rank"])]
+    rank, id_, _, field, number, e164, displayname, givenname, surname, username, org, who = row
+    source = SOURCES[int(rank)]
     return Match(
         source=source,
         target="phonebook" if source == "private" else source,
-        id=int(m["id"]),
-        field=str(m["field"]),
-        number=str(m["number"] or ""),
-        e164=m["e164"],
-        displayname=str(m["displayname"] or ""),
-        givenname=str(m["givenname"] or ""),
-        surname=str(m["surname"] or ""),
-        username=str(m["username"] or ""),
-        organisation=str(m["organisation"] or ""),
-        owner=str(m["owner"] or ""),
+        id=int(id_),
+        field=str(field),
+        number=str(number or ""),
+        e164=e164,
+        displayname=str(displayname or ""),
+        givenname=str(givenname or ""),
+        surname=str(surname or ""),
+        username=str(username or ""),
+        organisation=str(org or ""),
+        owner=str(who or ""),
     )
 
 
