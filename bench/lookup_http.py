@@ -31,7 +31,9 @@ What it does, in order (bench/README.md has the longer story):
    bench-only app factory (`limit_app` below: the real application plus
    `/bench/constant` without authentication and `/bench/constant-auth` with the lookup
    routes' authentication dependency, started by uvicorn as `serve --workers N` starts
-   it), then against `pbx-connector serve --workers N` with the idle store.
+   it), `/bench/constant` once more asked the lookup's own requests (their query
+   strings, tokens and headers, which FastAPI reads for every route), then against
+   `pbx-connector serve --workers N` with the idle store.
 5. Imports `other` once, then for each N measures the lookup again while `other` is
    synchronised over and over (every run updates all `--sync-rows` entries).
 6. With `--profile`: the lookup load once more against one worker (SQLite) under
@@ -42,7 +44,8 @@ What it does, in order (bench/README.md has the longer story):
 The RSS of every `serve` (the sum over its process tree, read from /proc every 0.2 s)
 is printed at its peak and after the measurements. Nothing is asserted: read the `met`
 column (zero errors, p99 under 10 ms, at least 60% of the requests/s of the constant
-without authentication from the same number of workers, RSS under 300 MB).
+without authentication from the same number of workers, asked a bare path and asked the
+lookup's requests, RSS under 300 MB).
 """
 
 from __future__ import annotations
@@ -151,6 +154,9 @@ def limit_app() -> FastAPI:
     api.router.routes[:] = added + before
     return api
 
+
+#: The label of the constant asked the lookup's own requests.
+SAME_REQUESTS: Final = "constant, the lookup's requests"
 
 #: Where `profiled_app` writes its statistics (set by `profile_lookups`).
 PROFILE_ENV: Final = "PBX_BENCH_PROFILE"
@@ -1010,6 +1016,11 @@ def measure_store(
     constant.write_text("- /bench/constant\n")
     constant_auth = work / f"constant-auth-{tag}.paths"
     constant_auth.write_text(f"h /bench/constant-auth\n- /bench/constant-auth?token={token}\n")
+    # The lookup's own requests (query strings, tokens, headers) sent to the constant:
+    # what the stack does for them (FastAPI reads every query string and header) without
+    # the lookup.
+    constant_same = work / f"constant-same-{tag}.paths"
+    constant_same.write_text(paths.read_text().replace("/lookup.txt?", "/bench/constant?"))
     limit_env = {**env, "PBX_CONNECTOR_DB": db}
     for workers in args.workers:
         of = f"{workers} worker{'s' if workers > 1 else ''}"
@@ -1046,6 +1057,16 @@ def measure_store(
                     f"{tag}: constant + auth ({of})",
                     limit.base,
                     constant_auth,
+                    token,
+                    args,
+                    ours_limit,
+                )
+            )
+            run.results.append(
+                run_wrk(
+                    f"{tag}: {SAME_REQUESTS} ({of})",
+                    limit.base,
+                    constant_same,
                     token,
                     args,
                     ours_limit,
@@ -1191,37 +1212,46 @@ def print_report(
             print(f"  during syncs, {line}")
     print()
     print(
-        f"{'measurement':40} {'req/s':>6} {'share':>5} {'p50 ms':>6} {'p99 ms':>6} "
+        f"{'measurement':50} {'req/s':>6} {'share':>5} {'same':>5} {'p50 ms':>6} {'p99 ms':>6} "
         f"{'errors':>6} {'named':>6} {'serve':>5} {'µs/req':>6} {'wrk':>4} {'other':>5}  load"
     )
     limits: dict[str, float] = {}
+    same_limits: dict[str, float] = {}
     for run in runs:
         for r in run.results:
             key = run.kind + _workers(r.label)
             if ": constant (" in r.label:
                 limits[key] = r.requests_per_s
+            if f": {SAME_REQUESTS} (" in r.label:
+                same_limits[key] = r.requests_per_s
             share = r.requests_per_s / limits[key] if limits.get(key) else 0.0
+            same = r.requests_per_s / same_limits[key] if same_limits.get(key) else 0.0
             named = r.named / max(1, r.named + r.empty)
             per_request = r.server_cores * 1e6 / r.requests_per_s if r.requests_per_s else 0.0
             print(
-                f"{r.label:40} {r.requests_per_s:6.0f} {share:5.2f} {r.p50_ms:6.2f} "
-                f"{r.p99_ms:6.2f} {r.errors:6d} {named:6.1%} {r.server_cores:5.2f} "
-                f"{per_request:6.0f} {r.wrk_cores:4.2f} {r.other_cores:5.2f}  {r.load}"
+                f"{r.label:50} {r.requests_per_s:6.0f} {share:5.2f} {same:5.2f} "
+                f"{r.p50_ms:6.2f} {r.p99_ms:6.2f} {r.errors:6d} {named:6.1%} "
+                f"{r.server_cores:5.2f} {per_request:6.0f} {r.wrk_cores:4.2f} "
+                f"{r.other_cores:5.2f}  {r.load}"
             )
     print(
-        "share: of the constant's req/s (no authentication; same store, same workers). "
+        "share: of the req/s of the constant asked for a bare path (no query string, no "
+        "authentication; same store, same workers). same: of the constant asked the "
+        "lookup's own requests (query strings, tokens, headers; no authentication). "
         "named: 2xx with a name.\nserve, wrk, other: cores busy during the measurement "
         "(serve with PostgreSQL; other: everything else on the machine). µs/req: serve's "
         "CPU per request. load: load average at the start."
     )
     print()
-    print(f"{'target':56} {'measured':>10} {'target':>10}  met")
+    print(f"{'target':72} {'measured':>10} {'target':>10}  met")
     for run in runs:
         for r in run.results:
             if ": lookup" not in r.label:
                 continue
             limit = limits.get(run.kind + _workers(r.label), 0.0)
             share = r.requests_per_s / limit if limit else 0.0
+            same_limit = same_limits.get(run.kind + _workers(r.label), 0.0)
+            same = r.requests_per_s / same_limit if same_limit else 0.0
             rows = (
                 ("errors", f"{r.errors}", "0", r.errors == 0),
                 (
@@ -1236,14 +1266,20 @@ def print_report(
                     f">= {SHARE_TARGET:.2f}",
                     share >= SHARE_TARGET,
                 ),
+                (
+                    "share of the constant, same requests",
+                    f"{same:.2f}",
+                    f">= {SHARE_TARGET:.2f}",
+                    same >= SHARE_TARGET,
+                ),
             )
             for what, measured, target, met in rows:
                 label = f"{r.label}: {what}"
-                print(f"{label:56} {measured:>10} {target:>10}  {'yes' if met else 'no'}")
+                print(f"{label:72} {measured:>10} {target:>10}  {'yes' if met else 'no'}")
         for m in run.memory:
             for what, mib in (("after", m.after_mib), ("peak", m.peak_mib)):
                 label = f"serve RSS {what}, {m.label}"
-                print(f"{label:56} {mib:6.0f} MiB {'< 300 MB':>10}  {_mib_ok(mib)}")
+                print(f"{label:72} {mib:6.0f} MiB {'< 300 MB':>10}  {_mib_ok(mib)}")
     print()
     print(
         "memory of serve, all its processes: VmRSS summed (peak: sampled every "

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, TypeVar
-from urllib.parse import unquote
 
 import anyio.to_thread
 from anyio import CapacityLimiter
@@ -62,35 +61,9 @@ async def at_once_or_quick(
     return await quick(request, call)
 
 
-def query_values(request: Request) -> dict[str, str]:
-    """The query string's parameters, the last value of each: what `request.query_params`
-    gives (form-encoded, UTF-8, blank values kept), read in half its time for the routes
-    a PBX asks on every call. Only a part with `%` or `+` needs decoding."""
-    values: dict[str, str] = {}
-    for part in request.scope["query_string"].decode("latin-1").split("&"):
-        if not part:
-            continue
-        name, _, value = part.partition("=")
-        if "%" in name or "+" in name:
-            name = unquote(name.replace("+", " "))
-        if "%" in value or "+" in value:
-            value = unquote(value.replace("+", " "))
-        values[name] = value
-    return values
-
-
-def _authorization(request: Request) -> str | None:
-    """The first `Authorization` header, read from the request as the server gave it
-    (lower-case names): no header object to build for one header."""
-    for name, value in request.scope["headers"]:
-        if name == b"authorization":
-            return str(value.decode("latin-1"))
-    return None
-
-
 def _bearer(request: Request) -> str | None:
     """The token of an `Authorization: Bearer` header; None without the header."""
-    header = _authorization(request)
+    header = request.headers.get("authorization")
     if header is None:
         return None
     scheme, _, token = header.partition(" ")

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from pbx_connector.api.deps import at_once_or_quick, caller_of, query_values
+from pbx_connector.api.deps import at_once_or_quick, caller_of
 from pbx_connector.errors import UsageError
 from pbx_connector.models.lookup import LookupResult
 from pbx_connector.models.tokens import Principal
@@ -61,7 +61,8 @@ async def _asked(request: Request) -> tuple[App, Principal, str, str | None]:
     """The core, who asks, the number and the called user, read from the request by hand:
     FastAPI's solving of declared parameters and dependencies took longer than the
     lookup itself (docs/benchmarks.md), and a PBX asks for every call."""
-    query = query_values(request)
+    # FastAPI has read the query string already, for the parameters it would solve.
+    query = request.query_params
     app: App = request.app.state.core
     who = await caller_of(request, app, query.get("token"))
     number = query.get("number")
