@@ -7,7 +7,7 @@ PostgreSQL part)::
 
     .venv/bin/python -m bench.lookup_http [--rows 1000000] [--users 10000]
         [--sync-rows 100000] [--duration 30] [--connections 16] [--workers 1,2]
-        [--paths 20000] [--keep DIR] [--skip-postgres] [--profile]
+        [--paths 20000] [--keep DIR] [--skip-postgres | --only-postgres] [--profile]
 
 What it does, in order (bench/README.md has the longer story):
 
@@ -1441,6 +1441,12 @@ def main() -> None:
     )
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument(
+        "--only-postgres",
+        action="store_true",
+        help="measure PostgreSQL alone (the SQLite store is still built, or reused with "
+        "--keep, for its files)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="also profile the lookups in one worker (SQLite) with cProfile",
@@ -1448,6 +1454,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian package wrk)")
+    if args.skip_postgres and args.only_postgres:
+        sys.exit("--skip-postgres and --only-postgres leave nothing to measure")
     if args.users > 10_000:
         sys.exit("--users: at most 10,000 (their extensions are 10000-19999)")
     loads_before = load_average()
@@ -1461,15 +1469,16 @@ def main() -> None:
         work = Path(tmp)
         built, files, env, db = build_sqlite(work, args, setup)
         sqlite_run = StoreRun("SQLite", built)
-        runs.append(sqlite_run)
         asks = make_asks(
             files.phonebook, args.users, args.paths, lambda n: normaliser.normalise(n).e164
         )
-        _log("in-process timings (SQLite)")
-        sqlite_run.timings = ladder(str(db), asks, sqlite_run.built.token, _sqlite_bare(db))
-        measure_store(sqlite_run, str(db), env, work, files, asks, args, list)
+        if not args.only_postgres:
+            runs.append(sqlite_run)
+            _log("in-process timings (SQLite)")
+            sqlite_run.timings = ladder(str(db), asks, sqlite_run.built.token, _sqlite_bare(db))
+            measure_store(sqlite_run, str(db), env, work, files, asks, args, list)
         profile: list[str] = []
-        if args.profile:
+        if args.profile and not args.only_postgres:
             _log("profiling the lookups (SQLite, 1 worker)")
             paths = work / "lookup-SQLite.paths"
             profile = profile_lookups(str(db), env, work, paths, built.token, args)

@@ -189,14 +189,20 @@ class PostgresServer:
             )
         return self.url(name)
 
-    def drop_database(self, name: str) -> None:
-        """Terminate every connection to ``name``, then drop it (no error if it is absent)."""
+    def terminate_connections(self, name: str) -> None:
+        """End every connection to the database ``name`` from the server's side, as a
+        restarted or failed-over server would."""
         with self.connect() as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = %s AND pid <> pg_backend_pid()",
                 (name,),
             )
+
+    def drop_database(self, name: str) -> None:
+        """Terminate every connection to ``name``, then drop it (no error if it is absent)."""
+        self.terminate_connections(name)
+        with self.connect() as conn:
             force = sql.SQL(" WITH (FORCE)") if conn.info.server_version >= 130000 else sql.SQL("")
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), force)

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, insert
 
 from pbx_connector.domain.phone import PhoneNormaliser
-from pbx_connector.errors import ConfigError, NotFoundError, PermissionDenied, UsageError
+from pbx_connector.errors import (
+    ConfigError,
+    NotFoundError,
+    PermissionDenied,
+    StoreError,
+    UsageError,
+)
 from pbx_connector.models.tokens import Principal
 from pbx_connector.service import App
 from pbx_connector.service.lookup import MAX_NUMBER, asked_number
@@ -582,3 +588,20 @@ def test_the_migration_fills_the_keys_of_the_numbers_a_store_holds(db_url: str) 
         assert _name(app, "+43 991 12345") == "Old entry"
     finally:
         engine.dispose()
+
+
+# --- a store that goes away ------------------------------------------------------------
+
+
+def test_a_lost_server_connection_is_a_store_error_and_the_next_lookup_reconnects(
+    app: App, engine: Engine, request: pytest.FixtureRequest
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("an SQLite store has no server connection to lose")
+    app.records.add("phonebook", {"displayname": "Müller", "phone": "+49 991 12345"})
+    assert _name(app, "0991 12345") == "Müller"  # the pool now holds a connection
+    request.getfixturevalue("postgres_server").terminate_connections(engine.url.database)
+    with pytest.raises(StoreError, match="lost the connection"):
+        app.lookup.find("0991 12345")
+    # The dead connection is not handed out again.
+    assert _name(app, "0991 12345") == "Müller"

@@ -18,7 +18,12 @@ from pbx_connector.service import App
 
 @pytest.fixture
 def app(engine: Engine) -> App:
-    app = App(engine)
+    return filled(App(engine))
+
+
+def filled(app: App) -> App:
+    """`app` with a user, a global and a private phonebook entry with the same number,
+    and a speed dial."""
     app.records.add("users", {"username": "anna", "displayname": "Anna", "extension": "101"})
     app.records.add("users", {"username": "ben", "extension": "102", "mobile": "+49 171 555"})
     app.records.add("phonebook", {"displayname": "Global", "phone": "+49 991 12345"})

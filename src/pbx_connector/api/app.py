@@ -49,6 +49,8 @@ def create_api(core: App) -> FastAPI:
         scheduler.shutdown()
         executor.shutdown()
         core.refresher.close()
+        if core.async_readers is not None:
+            await core.async_readers.close()
 
     api = FastAPI(
         title="pbx-connector",

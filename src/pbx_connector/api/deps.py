@@ -14,7 +14,7 @@ behind them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import anyio.to_thread
@@ -50,12 +50,18 @@ async def quick(request: Request, call: Callable[[], T]) -> T:
 
 
 async def at_once_or_quick(
-    request: Request, at_once: Callable[[], T | None], call: Callable[[], T]
+    request: Request,
+    at_once: Callable[[], T | None],
+    call: Callable[[], T],
+    on_loop: Callable[[], Awaitable[T | None]] | None = None,
 ) -> T:
     """`at_once()`, a core call that answers without waiting for anything (on the event
-    loop: no hop to a thread, which costs more than an indexed read of SQLite), or
-    `call` in the threads of quick reads when it cannot (None)."""
+    loop: no hop to a thread, which costs more than an indexed read of SQLite); else
+    `on_loop()`, one that awaits its round trips on the event loop (PostgreSQL); else
+    `call` in the threads of quick reads, when neither can answer (None)."""
     found = at_once()
+    if found is None and on_loop is not None:
+        found = await on_loop()
     if found is not None:
         return found
     return await quick(request, call)

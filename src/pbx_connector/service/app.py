@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pbx_connector.errors import StoreError
 from pbx_connector.service.refresh import Refresher
 from pbx_connector.store import db as store_db
+from pbx_connector.store.async_readers import async_readers
 
 #: The environment variable that names the store when no URL is given.
 DB_ENV = store_db.ENV_DB
@@ -61,6 +62,9 @@ class App:
         #: out, off the request path (`service.refresh`).
         self.refresher = Refresher()
         self._no_wait = store_db.no_wait_readers(engine)
+        #: A PostgreSQL store's connections for the lookups `serve` answers on its event
+        #: loop (`store.async_readers`); None for SQLite.
+        self.async_readers = async_readers(engine, store_db.display_url(str(engine.url)))
         # PostgreSQL: no BEGIN before, no ROLLBACK after a read of one statement or a
         # few independent ones (two round trips of three). SQLite's driver begins
         # nothing for a SELECT anyway.

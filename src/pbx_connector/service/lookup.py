@@ -20,9 +20,12 @@ No record is cached: a record a sync has just written is found by the next looku
 instance settings the lookup needs are kept for `SETTINGS_TTL` seconds (any write of this
 process drops them at once).
 
-`serve` answers on its event loop when it can do so without waiting
-(`name_at_once`/`find_at_once`: an SQLite store, the settings in memory), and in a thread
-otherwise: a hop to a thread costs more than the indexed read itself.
+`serve` answers on its event loop when it can: without waiting at all from an SQLite
+store (`name_at_once`/`find_at_once`), or awaiting the round trips over asynchronous
+connections to a PostgreSQL store (`name_async`/`find_async`), both from the settings in
+memory; in a thread otherwise. A hop to a thread cost more than the indexed read itself,
+and with PostgreSQL a thread took the interpreter lock back behind the busy event loop
+several times a lookup.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from pbx_connector.models.lookup import LookupResult
 from pbx_connector.models.tokens import Principal
 from pbx_connector.service.app import WouldWait
 from pbx_connector.store import lookup as lookup_store
+from pbx_connector.store.async_readers import AsyncReaders
 from pbx_connector.store.settings import (
     DEFAULTS,
     MAX_SUFFIX_DIGITS,
@@ -217,28 +221,8 @@ class LookupService:
         self, number: str, user: str | None, caller: Principal | None, *, wait: bool
     ) -> LookupResult:
         user = self.app.tokens.directory_user(caller, user, wait=wait)
-        text = number.strip()
-        if not text:
-            raise UsageError("give a number to look up", field="number")
-        if len(text) > MAX_NUMBER:
-            raise UsageError(f"the number is longer than {MAX_NUMBER} characters", field="number")
-        found = self._lookup(text, user, wait=wait)
-        if found is None:
-            raise NotFoundError(f"no name for the number {text!r}", field="number")
-        match, how, asked = found
-        return LookupResult(
-            name=_name(match),
-            number=match.number,
-            e164=match.e164,
-            source=match.source,  # type: ignore[arg-type]
-            target=match.target,  # type: ignore[arg-type]
-            id=match.id,
-            field=match.field,
-            owner=match.owner or None,
-            organisation=match.organisation,
-            match=how,  # type: ignore[arg-type]
-            asked=asked.compared,
-        )
+        text = _checked(number)
+        return _result(text, self._lookup(text, user, wait=wait))
 
     def _name(self, number: str, user: str | None, caller: Principal | None, *, wait: bool) -> str:
         user = self.app.tokens.directory_user(caller, user, wait=wait)
@@ -248,6 +232,58 @@ class LookupService:
         found = self._lookup(text, user, wait=wait)
         # The name alone: no result model to build for the most-asked question.
         return "" if found is None else _name(found[0])
+
+    async def find_async(
+        self, number: str, *, user: str | None = None, caller: Principal | None = None
+    ) -> LookupResult | None:
+        """`find` over the asynchronous connections of a PostgreSQL store (see
+        `name_async`); None when it cannot answer so."""
+        readers = self.app.async_readers
+        if readers is None:
+            return None
+        try:
+            user = self.app.tokens.directory_user(caller, user, wait=False)
+            text = _checked(number)
+            return _result(text, await self._lookup_async(readers, text, user))
+        except WouldWait:
+            return None
+
+    async def name_async(
+        self, number: str, *, user: str | None = None, caller: Principal | None = None
+    ) -> str | None:
+        """`name` for `serve`'s event loop over the asynchronous connections of a
+        PostgreSQL store (`store.async_readers`): the round trips are awaited, no thread
+        is involved. None when it cannot answer so (an SQLite store, which has
+        `name_at_once`; the settings due to be read again; a `phone` token naming its
+        user by id or extension): then ask `name` in a thread."""
+        readers = self.app.async_readers
+        if readers is None:
+            return None
+        try:
+            user = self.app.tokens.directory_user(caller, user, wait=False)
+            text = number.strip()
+            if not text or len(text) > MAX_NUMBER:
+                return ""
+            found = await self._lookup_async(readers, text, user)
+        except WouldWait:
+            return None
+        return "" if found is None else _name(found[0])
+
+    async def _lookup_async(
+        self, readers: AsyncReaders, text: str, user: str | None
+    ) -> _Found | None:
+        questions = _questions(self._current_settings(None), text)
+        if questions is None:
+            return None
+        asked, asks = questions
+        owner = None
+        if (folded := _owner_asked(user)) is not None:
+            owner = await lookup_store.owner_of_async(readers, *folded)
+        for kind, value, how in asks:
+            match = await lookup_store.find_async(readers, kind, value, owner)
+            if match is not None:
+                return match, how, asked
+        return None
 
     def _lookup(self, text: str, user: str | None, *, wait: bool) -> _Found | None:
         if wait:
@@ -265,37 +301,84 @@ class LookupService:
     def _lookup_in(
         self, conn: lookup_store.Reader, settings: dict[str, str], text: str, user: str | None
     ) -> _Found | None:
-        normaliser = _normaliser(settings["default_region"], settings["outside_line_prefix"])
-        asked = asked_number(text, normaliser)
-        if asked is None:
+        questions = _questions(settings, text)
+        if questions is None:
             return None
+        asked, asks = questions
         owner = _owner(conn, user)
-        match = None
-        if asked.e164 is not None:
-            match = lookup_store.find(conn, "e164", asked.e164, owner)
-        elif asked.internal is not None:
-            match = lookup_store.find(conn, "internal", asked.internal, owner)
-        how = "exact"
-        if match is None and asked.internal is None and settings["lookup_match"] == "suffix":
-            count = _suffix_digits(settings["lookup_suffix_digits"])
-            if len(asked.digits) >= count:
-                tail = asked.digits[-count:][::-1]
-                match = lookup_store.find(conn, "suffix", tail, owner)
-                how = "suffix"
-        if match is None:
-            return None
-        return match, how, asked
+        for kind, value, how in asks:
+            match = lookup_store.find(conn, kind, value, owner)
+            if match is not None:
+                return match, how, asked
+        return None
 
 
-def _owner(conn: lookup_store.Reader, user: str | None) -> str | None:
-    """The username whose private phonebook comes first; None for no `user`, or one that
-    names nobody (never an error: a PBX sends what it has)."""
+def _checked(number: str) -> str:
+    """The number to look up, stripped; `UsageError` when it is empty or too long."""
+    text = number.strip()
+    if not text:
+        raise UsageError("give a number to look up", field="number")
+    if len(text) > MAX_NUMBER:
+        raise UsageError(f"the number is longer than {MAX_NUMBER} characters", field="number")
+    return text
+
+
+def _result(text: str, found: _Found | None) -> LookupResult:
+    if found is None:
+        raise NotFoundError(f"no name for the number {text!r}", field="number")
+    match, how, asked = found
+    return LookupResult(
+        name=_name(match),
+        number=match.number,
+        e164=match.e164,
+        source=match.source,  # type: ignore[arg-type]
+        target=match.target,  # type: ignore[arg-type]
+        id=match.id,
+        field=match.field,
+        owner=match.owner or None,
+        organisation=match.organisation,
+        match=how,  # type: ignore[arg-type]
+        asked=asked.compared,
+    )
+
+
+def _questions(
+    settings: dict[str, str], text: str
+) -> tuple[AskedNumber, list[tuple[lookup_store.Kind, str, str]]] | None:
+    """How `text` is compared, and what to ask the store in turn: (kind, value, how it
+    matched). None when `text` holds no number."""
+    normaliser = _normaliser(settings["default_region"], settings["outside_line_prefix"])
+    asked = asked_number(text, normaliser)
+    if asked is None:
+        return None
+    asks: list[tuple[lookup_store.Kind, str, str]] = []
+    if asked.e164 is not None:
+        asks.append(("e164", asked.e164, "exact"))
+    elif asked.internal is not None:
+        asks.append(("internal", asked.internal, "exact"))
+    if asked.internal is None and settings["lookup_match"] == "suffix":
+        count = _suffix_digits(settings["lookup_suffix_digits"])
+        if len(asked.digits) >= count:
+            asks.append(("suffix", asked.digits[-count:][::-1], "suffix"))
+    return asked, asks
+
+
+def _owner_asked(user: str | None) -> tuple[str, str] | None:
+    """The `user` of a lookup as the store is asked for it: (folded, as given); None for
+    no user or one that cannot name anybody (never an error: a PBX sends what it has)."""
     if user is None:
         return None
     text = user.strip()
     if not text or len(text) > MAX_USER or not text.isprintable():
         return None
-    return lookup_store.owner_of(conn, fold_username(text), text)
+    return fold_username(text), text
+
+
+def _owner(conn: lookup_store.Reader, user: str | None) -> str | None:
+    """The username whose private phonebook comes first; None for no `user`, or one that
+    names nobody."""
+    folded = _owner_asked(user)
+    return None if folded is None else lookup_store.owner_of(conn, *folded)
 
 
 def _name(match: lookup_store.Match) -> str:

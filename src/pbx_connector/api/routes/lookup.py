@@ -80,6 +80,7 @@ async def lookup(request: Request) -> Response:
         request,
         lambda: app.lookup.find_at_once(number, user=user, caller=who),
         lambda: app.lookup.find(number, user=user, caller=who),
+        lambda: app.lookup.find_async(number, user=user, caller=who),
     )
     return Response(found.model_dump_json(), media_type="application/json")
 
@@ -92,6 +93,7 @@ async def lookup_text(request: Request) -> Response:
         request,
         lambda: app.lookup.name_at_once(number, user=user, caller=who),
         lambda: app.lookup.name(number, user=user, caller=who),
+        lambda: app.lookup.name_async(number, user=user, caller=who),
     )
     return Response(name, media_type="text/plain; charset=utf-8")
 
