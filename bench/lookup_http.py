@@ -33,7 +33,8 @@ What it does, in order (bench/README.md has the longer story):
    routes' authentication dependency, started by uvicorn as `serve --workers N` starts
    it), `/bench/constant` once more asked the lookup's own requests (their query
    strings, tokens and headers, which FastAPI reads for every route), then against
-   `pbx-connector serve --workers N` with the idle store.
+   `pbx-connector serve --workers N` with the idle store. Each server just started gets
+   `WARM_UP_S` seconds of the same load first, reported apart and not counted.
 5. Imports `other` once, then for each N measures the lookup again while `other` is
    synchronised over and over (every run updates all `--sync-rows` entries).
 6. With `--profile`: the lookup load once more against one worker (SQLite) under
@@ -994,6 +995,27 @@ class StoreRun:
     checked: list[str] = field(default_factory=list)
     syncs: list[str] = field(default_factory=list)
     tracebacks: list[str] = field(default_factory=list)
+    #: What each warm-up measured (not counted).
+    warmups: list[str] = field(default_factory=list)
+
+
+#: Seconds of load on a server just started before it is measured: what is measured is
+#: a server in steady use (its connections to the store open, the token checked), and
+#: what the first seconds cost is reported apart.
+WARM_UP_S: Final = 5
+
+
+def warm_up(
+    run: StoreRun, label: str, url: str, paths: Path, token: str, args: argparse.Namespace
+) -> None:
+    """`WARM_UP_S` seconds of the same load against a server just started, not counted;
+    what they measured goes to the report."""
+    short = argparse.Namespace(**{**vars(args), "duration": WARM_UP_S})
+    r = run_wrk(f"warm-up: {label}", url, paths, token, short, list)
+    run.warmups.append(
+        f"{label}: {r.requests_per_s:.0f} req/s, p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, "
+        f"errors {r.errors}"
+    )
 
 
 def measure_store(
@@ -1049,6 +1071,8 @@ def measure_store(
             def ours_limit(server: Server = limit) -> list[int]:
                 return [server.proc.pid, *extra()]
 
+            warm_up(run, f"{tag}: constant + auth ({of})", limit.base, constant_auth, token, args)
+
             run.results.append(
                 run_wrk(f"{tag}: constant ({of})", limit.base, constant, "", args, ours_limit)
             )
@@ -1086,6 +1110,7 @@ def measure_store(
             def ours_serve(server: Server = serve) -> list[int]:
                 return [server.proc.pid, *extra()]
 
+            warm_up(run, f"{tag}: lookup, idle ({of})", serve.base, paths, token, args)
             run.results.append(
                 run_wrk(f"{tag}: lookup, idle ({of})", serve.base, paths, token, args, ours_serve)
             )
@@ -1105,6 +1130,7 @@ def measure_store(
             def ours_serve(server: Server = serve) -> list[int]:
                 return [server.proc.pid, *extra()]
 
+            warm_up(run, f"{tag}: lookup, before the syncs ({of})", serve.base, paths, token, args)
             syncer = Syncer(env, db, files, turn)
             try:
                 run.results.append(
@@ -1291,6 +1317,11 @@ def print_report(
                 f"  {m.label:38} {m.processes} processes: RSS peak {m.peak_mib:.0f} MiB, "
                 f"after {m.after_mib:.0f} MiB; VmHWM {m.hwm_mib:.0f} MiB; PSS {m.pss_mib:.0f} MiB"
             )
+    print()
+    print(f"warm-ups ({WARM_UP_S} s of the same load on each server just started; not counted):")
+    for run in runs:
+        for line in run.warmups:
+            print(f"  {line}")
     print()
     print("during syncs against idle (the same workers):")
     for run in runs:
