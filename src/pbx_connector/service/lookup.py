@@ -226,8 +226,8 @@ class LookupService:
 
     def _name(self, number: str, user: str | None, caller: Principal | None, *, wait: bool) -> str:
         user = self.app.tokens.directory_user(caller, user, wait=wait)
-        text = number.strip()
-        if not text or len(text) > MAX_NUMBER:
+        text = _name_text(number)
+        if text is None:
             return ""
         found = self._lookup(text, user, wait=wait)
         # The name alone: no result model to build for the most-asked question.
@@ -261,8 +261,8 @@ class LookupService:
             return None
         try:
             user = self.app.tokens.directory_user(caller, user, wait=False)
-            text = number.strip()
-            if not text or len(text) > MAX_NUMBER:
+            text = _name_text(number)
+            if text is None:
                 return ""
             found = await self._lookup_async(readers, text, user)
         except WouldWait:
@@ -321,6 +321,13 @@ def _checked(number: str) -> str:
     if len(text) > MAX_NUMBER:
         raise UsageError(f"the number is longer than {MAX_NUMBER} characters", field="number")
     return text
+
+
+def _name_text(number: str) -> str | None:
+    """The number to name, stripped; None when it is empty or too long (a dialplan gets
+    no name, not an error)."""
+    text = number.strip()
+    return text if text and len(text) <= MAX_NUMBER else None
 
 
 def _result(text: str, found: _Found | None) -> LookupResult:

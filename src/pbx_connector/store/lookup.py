@@ -373,6 +373,9 @@ def _match(row: Any) -> Match | None:
 
 _BY_USERNAME = "SELECT username FROM users WHERE username = ?"
 _BY_EXTENSION = "SELECT username FROM users WHERE extension = ? ORDER BY id LIMIT 1"
+#: The same for psycopg (`owner_of_async`).
+_BY_USERNAME_PG = _BY_USERNAME.replace("?", "%(name)s")
+_BY_EXTENSION_PG = _BY_EXTENSION.replace("?", "%(name)s")
 
 
 def owner_of(conn: Reader, folded: str, as_given: str) -> str | None:
@@ -397,9 +400,9 @@ def owner_of(conn: Reader, folded: str, as_given: str) -> str | None:
 
 async def owner_of_async(readers: AsyncReaders, folded: str, as_given: str) -> str | None:
     """`owner_of` over the asynchronous connections of a PostgreSQL store."""
-    rows = await readers.rows(_BY_USERNAME.replace("?", "%(name)s"), {"name": folded})
+    rows = await readers.rows(_BY_USERNAME_PG, {"name": folded})
     if not rows and as_given:
-        rows = await readers.rows(_BY_EXTENSION.replace("?", "%(name)s"), {"name": as_given})
+        rows = await readers.rows(_BY_EXTENSION_PG, {"name": as_given})
     return str(rows[0][0]) if rows else None
 
 
