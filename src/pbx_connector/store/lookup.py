@@ -26,6 +26,7 @@ import contextlib
 import ipaddress
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -293,6 +294,12 @@ def _first(conn: Reader, made: _Compiled, params: dict[str, str]) -> Any:
         # The driver's own cursor (`store.db.NoWaitReaders`): SQLAlchemy's result object
         # costs more than SQLite takes to answer.
         rows = conn.execute(made.sql, params).fetchall()
+    return _best(rows)
+
+
+def _best(rows: Sequence[Any]) -> Any:
+    """The first of the statement's rows by precedence, id and field (its first three
+    columns); None when it has none."""
     if not rows:
         return None
     return rows[0] if len(rows) == 1 else min(rows, key=_precedence)
@@ -338,10 +345,7 @@ async def find_async(
     """`find` over the asynchronous connections of a PostgreSQL store."""
     kind = _kind(kind, value)
     made = _compiled(_PSYCOPG, kind, bool(owner))
-    rows = await readers.rows(made.sql, parameters(kind, value, owner))
-    if not rows:
-        return None
-    return _match(rows[0] if len(rows) == 1 else min(rows, key=_precedence))
+    return _match(_best(await readers.rows(made.sql, parameters(kind, value, owner))))
 
 
 def _kind(kind: Kind, value: str) -> Kind:
