@@ -293,6 +293,17 @@ def machine_busy_s() -> float:
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
+def autogroup() -> str:
+    """The kernel's autogroup setting: with it on, every PostgreSQL backend (a session of
+    its own) is a scheduling group of its own, and on two saturated cores those groups
+    waited up to seconds for the CPU (docs/benchmarks.md)."""
+    try:
+        value = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip()
+    except OSError:
+        return "unknown (no /proc/sys/kernel/sched_autogroup_enabled)"
+    return {"1": "1 (on)", "0": "0 (off)"}.get(value, value)
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -1200,6 +1211,7 @@ def print_report(
 ) -> None:
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, {platform.platform()}")
     print(f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+    print(f"kernel.sched_autogroup_enabled: {autogroup()}")
     print(f"load average before: {loads[0]}; after: {loads[1]}")
     print(
         f"wrk: 2 threads, {args.connections} connections, {args.duration} s per measurement, "
