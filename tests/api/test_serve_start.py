@@ -181,6 +181,13 @@ def test_several_workers_answer_from_one_store_and_stop_together(
             line for line in log.read_text().splitlines() if "Started server process" in line
         }
         assert len(workers) == 2, log.read_text()
+        # Each worker runs uvloop and httptools: on asyncio's loop the workers' socket
+        # leaves Nagle's algorithm on, and every keep-alive request after the first
+        # waited ~40 ms for the client's delayed ACK.
+        for line in workers:
+            pid = line.rsplit("[", 1)[1].split("]", 1)[0]
+            maps = Path(f"/proc/{pid}/maps").read_text()
+            assert "uvloop" in maps and "httptools" in maps, line
     text = log.read_text()
     assert "Traceback" not in text, text
     # The workers stopped with their parent: nothing answers on the port any more.
