@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -23,7 +22,7 @@ from pbx_connector.errors import ConfigError, SourceError
 from pbx_connector.sources.files import open_file_source
 from pbx_connector.sources.location import check_location, location_kind
 from pbx_connector.sources.smb import SHARE, parse_share_path
-from tests.helpers import PHONEBOOK_HEADER, Cli, phonebook_row
+from tests.helpers import PHONEBOOK_HEADER, Cli, phonebook_row, silent_server
 from tests.servers import smbd_fixtures
 from tests.servers.smbd import HOST, SECURE_SHARE, UPN, SmbdServer, free_port
 
@@ -234,40 +233,10 @@ def test_a_large_file_is_streamed_in_constant_memory(
 # --- failures -------------------------------------------------------------------------------
 
 
-def _silent_server() -> Iterator[int]:
-    """A TCP server that accepts connections and never says a word."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind((HOST, 0))
-    listener.listen(8)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            held.append(conn)
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        for conn in held:
-            conn.close()
-        listener.close()
-
-
 @pytest.fixture
 def silent_port() -> Iterator[int]:
-    yield from _silent_server()
+    with silent_server(HOST) as port:
+        yield port
 
 
 def _failure_settings(server: SmbdServer, case: str, silent_port: int) -> dict[str, str]:

@@ -22,9 +22,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine
 
 from pbx_connector.errors import StoreError
+from pbx_connector.store.db import postgres_options
 
 #: Connections per worker process: a lookup holds one for one or two round trips.
 SIZE = 4
@@ -34,8 +36,11 @@ class AsyncReaders:
     """psycopg `AsyncConnection`s to one PostgreSQL store, for one event loop at a time
     (a new loop, as a test's client starts, gets new connections)."""
 
-    def __init__(self, conninfo: str, where: str, size: int = SIZE) -> None:
-        self._conninfo = conninfo
+    def __init__(
+        self, conninfo: str, where: str, size: int = SIZE, options: dict[str, str] | None = None
+    ) -> None:
+        # With libpq's settings besides the URL's (`store.db.postgres_options`).
+        self._conninfo = make_conninfo(conninfo, **(options or {}))
         self._where = where
         self._size = size
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -60,7 +65,7 @@ class AsyncReaders:
             except psycopg.Error as exc:
                 if conn is not None:
                     await _close(conn)
-                raise self._error(exc) from None
+                raise self._error(exc, connecting=conn is None) from None
             except BaseException:
                 if conn is not None:
                     await _close(conn)
@@ -81,8 +86,10 @@ class AsyncReaders:
             for conn in idle:
                 await _close(conn)
 
-    def _error(self, exc: psycopg.Error) -> StoreError:
+    def _error(self, exc: psycopg.Error, *, connecting: bool = False) -> StoreError:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if connecting:
+            return StoreError(f"cannot connect to {self._where}: {text}")
         if isinstance(exc, psycopg.OperationalError):
             return StoreError(f"lost the connection to {self._where}: {text}")
         return StoreError(f"{self._where}: database error: {text}")
@@ -99,4 +106,5 @@ def async_readers(engine: Engine, where: str) -> AsyncReaders | None:
     if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
         return None
     url = engine.url.set(drivername="postgresql")
-    return AsyncReaders(url.render_as_string(hide_password=False), where)
+    options = postgres_options(url.query)
+    return AsyncReaders(url.render_as_string(hide_password=False), where, options=options)

@@ -177,6 +177,24 @@ def no_wait_readers(engine: Engine) -> NoWaitReaders | None:
     return NoWaitReaders(database)
 
 
+#: libpq's connection settings of a PostgreSQL store, unless its URL sets them: without a
+#: connect timeout a server that accepts the connection and never answers (hung, or a
+#: proxy in front of a stopped one) held every command, and every request of `serve`,
+#: for good; without keepalives a server gone from the network is noticed after two
+#: hours (Linux's default), with these after about a minute.
+POSTGRES_DEFAULTS: dict[str, str] = {
+    "connect_timeout": "10",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+}
+
+
+def postgres_options(query: Any) -> dict[str, str]:
+    """The `POSTGRES_DEFAULTS` that a store URL's query (`URL.query`) does not set."""
+    return {key: value for key, value in POSTGRES_DEFAULTS.items() if key not in query}
+
+
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -191,8 +209,10 @@ def make_engine(url: str) -> Engine:
                 field="db",
             )
         _create_private_file(Path(database))
+    # Given to the driver, not written into the URL, which messages show.
+    options = postgres_options(parsed.query) if parsed.get_backend_name() == "postgresql" else {}
     try:
-        engine = create_engine(parsed)
+        engine = create_engine(parsed, connect_args=options) if options else create_engine(parsed)
     except Exception as exc:  # unknown dialect, missing driver, bad query parameters
         raise ConfigError(f"cannot use database {display_url(url)}: {exc}", field="db") from None
     if engine.dialect.name == "sqlite":
