@@ -353,6 +353,10 @@ def new_connection(uri: str, ca_file: Path | None = None) -> LDAPObject:
 
 # --- the handle --------------------------------------------------------------------------
 
+#: The shared Administrator connection is made again after this long unused: well
+#: under the DC's MaxConnIdleTime (900 s), after which it closes the connection.
+ADMIN_IDLE_S = 300.0
+
 
 @dataclass
 class SambaAD:
@@ -366,6 +370,7 @@ class SambaAD:
     domain_sid: str
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _admin_conn: LDAPObject | None = field(default=None, repr=False)
+    _admin_used: float = field(default=0.0, repr=False)
     _stdout: IO[bytes] | None = field(default=None, repr=False)
     _host_lock: int | None = field(default=None, repr=False)
 
@@ -601,8 +606,16 @@ class SambaAD:
     def admin(self) -> LDAPObject:
         """A shared LDAPS connection bound as Administrator (encrypted: AD accepts
         unicodePwd only over an encrypted connection)."""
+        now = time.monotonic()
+        if self._admin_conn is not None and now - self._admin_used > ADMIN_IDLE_S:
+            # Samba closes an LDAP connection idle for MaxConnIdleTime (900 s): a DC shared
+            # by a slow test run had dropped it by the next test (SERVER_DOWN).
+            with contextlib.suppress(ldap.LDAPError):
+                self._admin_conn.unbind_s()
+            self._admin_conn = None
         if self._admin_conn is None:
             self._admin_conn = self.bind(self.admin_upn, self.admin_password, uri=self.ldaps_uri)
+        self._admin_used = now
         return self._admin_conn
 
     def search(
